@@ -1,0 +1,72 @@
+//! The on-disk layout of a data directory.
+//!
+//! ```text
+//! DIR/events/date=YYYY-MM-DD/*.parquet    decision events, by event day
+//! DIR/dead-letter/*.jsonl                 records that could not be decoded
+//! DIR/analytics/*.parquet, run.json       what `overreach analyze` wrote
+//! DIR/.tmp/                               files being written; never read
+//! ```
+//!
+//! Files appear in place only by rename from `.tmp/`, after they were
+//! synced, so a reader never sees half a file.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events")
+    }
+
+    /// The Hive-style day partition that holds events of `day`.
+    pub fn events_partition(&self, day: NaiveDate) -> PathBuf {
+        self.events().join(format!("date={}", day.format("%Y-%m-%d")))
+    }
+
+    pub fn dead_letter(&self) -> PathBuf {
+        self.root.join("dead-letter")
+    }
+
+    pub fn analytics(&self) -> PathBuf {
+        self.root.join("analytics")
+    }
+
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join(".tmp")
+    }
+
+    pub fn baselines(&self) -> PathBuf {
+        self.analytics().join("baselines.parquet")
+    }
+
+    pub fn findings(&self) -> PathBuf {
+        self.analytics().join("findings.parquet")
+    }
+
+    pub fn suggestions(&self) -> PathBuf {
+        self.analytics().join("suggestions.parquet")
+    }
+
+    pub fn identities(&self) -> PathBuf {
+        self.analytics().join("identities.parquet")
+    }
+
+    /// `run.json`: the parameters and totals of the last analysis.
+    pub fn run_info(&self) -> PathBuf {
+        self.analytics().join("run.json")
+    }
+}
