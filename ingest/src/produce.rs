@@ -1,0 +1,122 @@
+//! Replaying files into a topic, one message per line: for demos, tests
+//! and backfills.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use tracing::{info, warn};
+
+use crate::files::for_each_line;
+use crate::{IngestError, Result};
+
+/// What to replay where.
+#[derive(Debug, Clone)]
+pub struct Produce {
+    pub brokers: String,
+    pub topic: String,
+    pub paths: Vec<PathBuf>,
+    /// Create the topic with this many partitions when it does not exist.
+    pub create_partitions: Option<i32>,
+}
+
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if let Err((e, _)) = result {
+            warn!(error = %e, "message not delivered");
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists.
+pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(IngestError::kafka("creating an admin client"))?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics([&new], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .await
+        .map_err(IngestError::kafka(format!("creating topic {topic}")))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(IngestError::Kafka {
+                    context: format!("creating topic {name}"),
+                    source: KafkaError::AdminOp(code),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends every non-blank line as one message; returns how many were
+/// delivered. Fails if any message could not be delivered.
+pub fn run(job: &Produce) -> Result<u64> {
+    let producer: BaseProducer<Deliveries> = ClientConfig::new()
+        .set("bootstrap.servers", &job.brokers)
+        .set("client.id", "overreach-produce")
+        .set("linger.ms", "20")
+        .create_with_context(Deliveries::default())
+        .map_err(IngestError::kafka(format!("creating a producer for {}", job.brokers)))?;
+    let mut sent = 0u64;
+    for path in &job.paths {
+        for_each_line(path, |_, line| {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
+            }
+            let mut record = BaseRecord::<(), [u8]>::to(&job.topic).payload(line);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        producer.poll(Duration::from_millis(50));
+                    }
+                    Err((e, _)) => {
+                        return Err(IngestError::Kafka {
+                            context: format!("sending to {}", job.topic),
+                            source: e,
+                        })
+                    }
+                }
+            }
+            sent += 1;
+            if sent % 10_000 == 0 {
+                producer.poll(Duration::ZERO);
+                info!(sent, "producing");
+            }
+            Ok(())
+        })?;
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(IngestError::kafka(format!("flushing messages to {}", job.topic)))?;
+    let failed = producer.context().failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        return Err(IngestError::KafkaSetup(format!(
+            "{failed} of {sent} messages to {} were not delivered",
+            job.topic
+        )));
+    }
+    Ok(sent)
+}
