@@ -7,6 +7,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
@@ -83,11 +84,7 @@ pub fn write_batch_atomic(
     fs::create_dir_all(tmp_dir).map_err(io_err(tmp_dir))?;
     let parent = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let file_name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tmp_dir.join(format!("{file_name}.{}.tmp", std::process::id()));
+    let tmp = tmp_name(tmp_dir, dest);
     let file = File::create(&tmp).map_err(io_err(&tmp))?;
     let kv = metadata
         .iter()
@@ -122,17 +119,27 @@ pub fn write_text_atomic(dest: &Path, tmp_dir: &Path, text: &str) -> Result<()> 
     fs::create_dir_all(tmp_dir).map_err(io_err(tmp_dir))?;
     let parent = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let file_name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tmp_dir.join(format!("{file_name}.{}.tmp", std::process::id()));
+    let tmp = tmp_name(tmp_dir, dest);
     fs::write(&tmp, text).map_err(io_err(&tmp))?;
     File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(io_err(&tmp))?;
     fs::rename(&tmp, dest).map_err(io_err(dest))?;
     sync_dir(parent).map_err(io_err(parent))
+}
+
+/// A temporary name no other writer of this process or another uses.
+fn tmp_name(tmp_dir: &Path, dest: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let file_name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tmp_dir.join(format!(
+        "{file_name}.{}-{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
