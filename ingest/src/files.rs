@@ -41,10 +41,7 @@ pub fn open_lines(path: &Path) -> io::Result<Box<dyn BufRead>> {
 /// Calls `f(line_number, bytes)` for every line, without its line ending.
 /// Lines are bytes, so a line of invalid UTF-8 is a record to dead-letter,
 /// not a read error.
-pub fn for_each_line(
-    path: &Path,
-    mut f: impl FnMut(i64, &[u8]) -> Result<()>,
-) -> Result<()> {
+pub fn for_each_line(path: &Path, mut f: impl FnMut(i64, &[u8]) -> Result<()>) -> Result<()> {
     let input_err = |source| IngestError::Input {
         path: path.to_owned(),
         source,

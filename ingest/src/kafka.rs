@@ -48,7 +48,10 @@ fn consumer(job: &KafkaIngest) -> Result<BaseConsumer> {
         // Cap librdkafka's prefetch queue so memory stays bounded.
         .set("queued.max.messages.kbytes", "65536")
         .create()
-        .map_err(IngestError::kafka(format!("creating a consumer for {}", job.brokers)))
+        .map_err(IngestError::kafka(format!(
+            "creating a consumer for {}",
+            job.brokers
+        )))
 }
 
 /// The offset each partition must reach to be caught up: the high
@@ -56,7 +59,9 @@ fn consumer(job: &KafkaIngest) -> Result<BaseConsumer> {
 fn targets(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>> {
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-        .map_err(IngestError::kafka(format!("reading metadata of topic {topic}")))?;
+        .map_err(IngestError::kafka(format!(
+            "reading metadata of topic {topic}"
+        )))?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -72,7 +77,9 @@ fn targets(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>> {
     for p in partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, p, METADATA_TIMEOUT)
-            .map_err(IngestError::kafka(format!("reading watermarks of {topic}/{p}")))?;
+            .map_err(IngestError::kafka(format!(
+                "reading watermarks of {topic}/{p}"
+            )))?;
         if high > low {
             out.insert(p, high);
         }
@@ -81,7 +88,11 @@ fn targets(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>> {
 }
 
 /// Where the group stands on each partition (committed offsets).
-fn committed(consumer: &BaseConsumer, topic: &str, partitions: &BTreeMap<i32, i64>) -> BTreeMap<i32, i64> {
+fn committed(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &BTreeMap<i32, i64>,
+) -> BTreeMap<i32, i64> {
     let mut tpl = TopicPartitionList::new();
     for p in partitions.keys() {
         tpl.add_partition(topic, *p);
@@ -184,7 +195,12 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
         }
         if last_progress.elapsed() >= Duration::from_secs(10) {
             last_progress = Instant::now();
-            info!(records = summary.records, stored = summary.stored, dead_lettered = summary.dead_lettered, "progress");
+            info!(
+                records = summary.records,
+                stored = summary.stored,
+                dead_lettered = summary.dead_lettered,
+                "progress"
+            );
         }
     }
     batch.flush(&job.data, &mut summary)?;

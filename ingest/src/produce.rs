@@ -52,7 +52,10 @@ pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result
         .map_err(IngestError::kafka("creating an admin client"))?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let results = admin
-        .create_topics([&new], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .create_topics(
+            [&new],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
         .await
         .map_err(IngestError::kafka(format!("creating topic {topic}")))?;
     for result in results {
@@ -76,8 +79,14 @@ pub fn run(job: &Produce) -> Result<u64> {
         .set("bootstrap.servers", &job.brokers)
         .set("client.id", "overreach-produce")
         .set("linger.ms", "20")
+        // Spread keyless records over all partitions instead of filling
+        // one partition per batch.
+        .set("sticky.partitioning.linger.ms", "0")
         .create_with_context(Deliveries::default())
-        .map_err(IngestError::kafka(format!("creating a producer for {}", job.brokers)))?;
+        .map_err(IngestError::kafka(format!(
+            "creating a producer for {}",
+            job.brokers
+        )))?;
     let mut sent = 0u64;
     for path in &job.paths {
         for_each_line(path, |_, line| {
@@ -110,7 +119,10 @@ pub fn run(job: &Produce) -> Result<u64> {
     }
     producer
         .flush(Duration::from_secs(60))
-        .map_err(IngestError::kafka(format!("flushing messages to {}", job.topic)))?;
+        .map_err(IngestError::kafka(format!(
+            "flushing messages to {}",
+            job.topic
+        )))?;
     let failed = producer.context().failed.load(Ordering::Relaxed);
     if failed > 0 {
         return Err(IngestError::KafkaSetup(format!(

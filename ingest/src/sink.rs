@@ -196,7 +196,8 @@ impl Batch {
                 }
             }
             None => {
-                self.by_event_id.insert(event.event_id.clone(), self.events.len());
+                self.by_event_id
+                    .insert(event.event_id.clone(), self.events.len());
                 self.events.push(event);
                 self.ranks.push(stage_rank);
             }
@@ -238,7 +239,10 @@ impl Batch {
         let metadata = vec![("overreach.source_ranges".to_owned(), ranges_json)];
         let mut by_day: BTreeMap<NaiveDate, Vec<DecisionEvent>> = BTreeMap::new();
         for event in self.events.drain(..) {
-            by_day.entry(event.time.date_naive()).or_default().push(event);
+            by_day
+                .entry(event.time.date_naive())
+                .or_default()
+                .push(event);
         }
         let schema = event_schema();
         for (day, events) in &by_day {

@@ -7,7 +7,9 @@ use overreach_ingest::files::for_each_line;
 use overreach_model::{Decision, SubjectKind};
 
 fn shared(path: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(path);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(path);
     assert!(
         p.exists(),
         "{} is missing: these tests read the shared sample data beside the repository",
@@ -52,8 +54,13 @@ fn kubernetes_service_account_becomes_spiffe_id() {
             s.contains("system:serviceaccount:argo-cd:argocd-server") && s.contains("\"objectRef\"")
         })
         .expect("argocd-server makes requests in the sample");
-    let e = decode(line, "x:1", &DecodeOptions::default()).unwrap().event;
-    assert_eq!(e.subject, "spiffe://cluster.local/ns/argo-cd/sa/argocd-server");
+    let e = decode(line, "x:1", &DecodeOptions::default())
+        .unwrap()
+        .event;
+    assert_eq!(
+        e.subject,
+        "spiffe://cluster.local/ns/argo-cd/sa/argocd-server"
+    );
     assert_eq!(e.subject_kind, SubjectKind::Spiffe);
     assert_eq!(e.trust_domain.as_deref(), Some("cluster.local"));
 
@@ -62,7 +69,10 @@ fn kubernetes_service_account_becomes_spiffe_id() {
         ..DecodeOptions::default()
     };
     let e = decode(line, "x:1", &other_domain).unwrap().event;
-    assert_eq!(e.subject, "spiffe://prod.example.org/ns/argo-cd/sa/argocd-server");
+    assert_eq!(
+        e.subject,
+        "spiffe://prod.example.org/ns/argo-cd/sa/argocd-server"
+    );
 }
 
 #[test]
@@ -74,11 +84,20 @@ fn kubernetes_resources_and_stages() {
     assert_eq!(e.subject, "system:node:k8s-node-1-perfspec");
     assert_eq!(e.subject_kind, SubjectKind::System);
     assert_eq!(e.action, "watch");
-    assert_eq!(e.resource, "namespaces/kube-flannel/core/configmaps:kube-flannel-cfg");
-    assert_eq!(e.resource_pattern, "namespaces/kube-flannel/core/configmaps");
+    assert_eq!(
+        e.resource,
+        "namespaces/kube-flannel/core/configmaps:kube-flannel-cfg"
+    );
+    assert_eq!(
+        e.resource_pattern,
+        "namespaces/kube-flannel/core/configmaps"
+    );
     assert_eq!(e.namespace.as_deref(), Some("kube-flannel"));
     assert_eq!(e.decision, Decision::Deny);
-    assert_eq!(e.source_id.as_deref(), Some("a1b86d5d-6f8f-4058-9710-19f5cc40a68a"));
+    assert_eq!(
+        e.source_id.as_deref(),
+        Some("a1b86d5d-6f8f-4058-9710-19f5cc40a68a")
+    );
     assert_eq!(e.time.to_rfc3339(), "2023-01-27T18:28:08.129781+00:00");
 
     // The same request logged again at ResponseComplete shares the event id.
@@ -98,11 +117,18 @@ fn kubernetes_v1beta1_impersonation_and_denies() {
     let events: Vec<_> = lines("k8s-audit-audit2rbac/demo-full-v1beta1.log")
         .iter()
         .enumerate()
-        .map(|(i, l)| decode(l, &format!("demo:{}", i + 1), &opts).unwrap_or_else(|e| panic!("line {}: {e}", i + 1)).event)
+        .map(|(i, l)| {
+            decode(l, &format!("demo:{}", i + 1), &opts)
+                .unwrap_or_else(|e| panic!("line {}: {e}", i + 1))
+                .event
+        })
         .collect();
     assert_eq!(events.len(), 757);
     let sa = "spiffe://cluster.local/ns/ns1/sa/sa1";
-    assert!(events.iter().any(|e| e.subject == sa), "impersonated service account");
+    assert!(
+        events.iter().any(|e| e.subject == sa),
+        "impersonated service account"
+    );
     let bob_denied = events
         .iter()
         .filter(|e| e.subject == "bob" && e.decision == Decision::Deny)
@@ -129,7 +155,11 @@ fn kubernetes_falco_fixtures_decode_or_are_rejected_with_a_reason() {
         // Most fixtures are one pretty-printed event; one is JSON lines.
         let records: Vec<String> = match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(v) => vec![v.to_string()],
-            Err(_) => text.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect(),
+            Err(_) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(String::from)
+                .collect(),
         };
         for record in records {
             match decode(record.as_bytes(), "falco:1", &DecodeOptions::default()) {
@@ -137,11 +167,7 @@ fn kubernetes_falco_fixtures_decode_or_are_rejected_with_a_reason() {
                     decoded += 1;
                     assert_eq!(d.event.format, "k8s-audit");
                 }
-                Err(e) => assert!(
-                    path.ends_with("fal_01_003.json"),
-                    "{}: {e}",
-                    path.display()
-                ),
+                Err(e) => assert!(path.ends_with("fal_01_003.json"), "{}: {e}", path.display()),
             }
         }
     }
@@ -158,23 +184,46 @@ fn opa_decision_logs_decode() {
         .iter()
         .map(|l| decode(l, "opa:1", &opts).unwrap().event)
         .collect();
-    assert_eq!(events.iter().filter(|e| e.decision == Decision::Deny).count(), 17);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.decision == Decision::Deny)
+            .count(),
+        17
+    );
     let e = &events[0];
-    assert_eq!(e.subject, "spiffe://cluster.local/ns/kube-flannel/sa/flannel");
+    assert_eq!(
+        e.subject,
+        "spiffe://cluster.local/ns/kube-flannel/sa/flannel"
+    );
     assert_eq!(e.action, "GET");
     assert_eq!(e.resource_pattern, "/api/v1/nodes");
-    assert_eq!(e.target.as_deref(), Some("spiffe://cluster.local/ns/default/sa/kube-apiserver"));
+    assert_eq!(
+        e.target.as_deref(),
+        Some("spiffe://cluster.local/ns/default/sa/kube-apiserver")
+    );
     assert_eq!(e.policy.as_deref(), Some("envoy/authz/allow"));
-    assert_eq!(e.source_id.as_deref(), Some("80e5491b-7629-4d63-872a-25cc8ba4b820"));
+    assert_eq!(
+        e.source_id.as_deref(),
+        Some("80e5491b-7629-4d63-872a-25cc8ba4b820")
+    );
     assert_eq!(e.format, "opa");
 
     let forced = DecodeOptions {
         format: Format::Opa,
-        opa_principal_path: vec!["input".into(), "attributes".into(), "destination".into(), "principal".into()],
+        opa_principal_path: vec![
+            "input".into(),
+            "attributes".into(),
+            "destination".into(),
+            "principal".into(),
+        ],
         ..DecodeOptions::default()
     };
     let e = decode(&lines[0], "opa:1", &forced).unwrap().event;
-    assert_eq!(e.subject, "spiffe://cluster.local/ns/default/sa/kube-apiserver");
+    assert_eq!(
+        e.subject,
+        "spiffe://cluster.local/ns/default/sa/kube-apiserver"
+    );
 }
 
 #[test]

@@ -56,7 +56,16 @@ mod tests {
         assert_eq!(parse_duration("28d").unwrap(), Duration::days(28));
         assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
         assert_eq!(parse_duration("2w").unwrap(), Duration::days(14));
-        for bad in ["", "3", "m", "0d", "-1d", "3 parsecs", "1.5h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "3",
+            "m",
+            "0d",
+            "-1d",
+            "3 parsecs",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

@@ -34,7 +34,8 @@ impl DataDir {
 
     /// The Hive-style day partition that holds events of `day`.
     pub fn events_partition(&self, day: NaiveDate) -> PathBuf {
-        self.events().join(format!("date={}", day.format("%Y-%m-%d")))
+        self.events()
+            .join(format!("date={}", day.format("%Y-%m-%d")))
     }
 
     pub fn dead_letter(&self) -> PathBuf {

@@ -129,7 +129,11 @@ mod tests {
 
     #[test]
     fn maps_service_accounts() {
-        let id = SpiffeId::for_service_account("cluster.local", "argo-cd", "argocd-server").unwrap();
-        assert_eq!(id.to_string(), "spiffe://cluster.local/ns/argo-cd/sa/argocd-server");
+        let id =
+            SpiffeId::for_service_account("cluster.local", "argo-cd", "argocd-server").unwrap();
+        assert_eq!(
+            id.to_string(),
+            "spiffe://cluster.local/ns/argo-cd/sa/argocd-server"
+        );
     }
 }

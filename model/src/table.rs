@@ -28,10 +28,7 @@ pub enum TableError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: {source}")]
-    Parquet {
-        path: PathBuf,
-        source: ParquetError,
-    },
+    Parquet { path: PathBuf, source: ParquetError },
     #[error("{path}: converting rows: {source}")]
     Arrow { path: PathBuf, source: ArrowError },
     #[error("{path}: reading rows: {source}")]
@@ -42,7 +39,10 @@ pub enum TableError {
 }
 
 /// Turns serializable rows into one record batch of `schema`.
-pub fn rows_to_batch<T: Serialize>(schema: &SchemaRef, rows: &[T]) -> Result<RecordBatch, ArrowError> {
+pub fn rows_to_batch<T: Serialize>(
+    schema: &SchemaRef,
+    rows: &[T],
+) -> Result<RecordBatch, ArrowError> {
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_batch_size(rows.len().max(1))
         .build_decoder()?;

@@ -90,7 +90,12 @@ fn resource_of(object: Option<&ObjectRef>, uri: Option<&str>) -> (String, String
                 .api_group
                 .as_deref()
                 .filter(|g| !g.is_empty())
-                .or_else(|| o.api_version.as_deref().and_then(|v| v.split_once('/')).map(|(g, _)| g))
+                .or_else(|| {
+                    o.api_version
+                        .as_deref()
+                        .and_then(|v| v.split_once('/'))
+                        .map(|(g, _)| g)
+                })
                 .unwrap_or("core");
             let mut pattern = String::new();
             if let Some(ns) = o.namespace.as_deref().filter(|ns| !ns.is_empty()) {
@@ -109,7 +114,11 @@ fn resource_of(object: Option<&ObjectRef>, uri: Option<&str>) -> (String, String
                 Some(name) => format!("{pattern}:{name}"),
                 None => pattern.clone(),
             };
-            (concrete, pattern, o.namespace.clone().filter(|ns| !ns.is_empty()))
+            (
+                concrete,
+                pattern,
+                o.namespace.clone().filter(|ns| !ns.is_empty()),
+            )
         }
         None => {
             let path = mask_path(uri.unwrap_or("/"));
@@ -120,7 +129,11 @@ fn resource_of(object: Option<&ObjectRef>, uri: Option<&str>) -> (String, String
     }
 }
 
-pub(crate) fn decode(text: &str, origin: &str, opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
+pub(crate) fn decode(
+    text: &str,
+    origin: &str,
+    opts: &DecodeOptions,
+) -> Result<Decoded, DecodeError> {
     let e: Event = serde_json::from_str(text).map_err(DecodeError::from_json)?;
     let principal = e
         .impersonated_user
@@ -154,11 +167,14 @@ pub(crate) fn decode(text: &str, origin: &str, opts: &DecodeOptions) -> Result<D
             .and_then(|s| s.message.clone().or_else(|| s.reason.clone()))
     });
     let action = e.verb;
-    let event_id = stable_id(&["k8s-audit", &e.audit_id, &subject.id, &action, &resource_pattern]);
-    let impersonated_by = e
-        .impersonated_user
-        .as_ref()
-        .and(e.user.username.as_deref());
+    let event_id = stable_id(&[
+        "k8s-audit",
+        &e.audit_id,
+        &subject.id,
+        &action,
+        &resource_pattern,
+    ]);
+    let impersonated_by = e.impersonated_user.as_ref().and(e.user.username.as_deref());
     let groups = e
         .impersonated_user
         .as_ref()

@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn generalizes_ids() {
-        assert_eq!(generalize_path("/v1/accounts/4711?x=1"), "/v1/accounts/{id}");
+        assert_eq!(
+            generalize_path("/v1/accounts/4711?x=1"),
+            "/v1/accounts/{id}"
+        );
         assert_eq!(
             generalize_path("/o/123e4567-e89b-12d3-a456-426614174000/items"),
             "/o/{id}/items"

@@ -216,7 +216,10 @@ fn sniff(text: &str) -> Result<Format, DecodeError> {
         if err.reason == Reason::InvalidJson {
             err
         } else {
-            DecodeError::new(Reason::UnknownFormat, format!("not a decision record: {}", err.detail))
+            DecodeError::new(
+                Reason::UnknownFormat,
+                format!("not a decision record: {}", err.detail),
+            )
         }
     })?;
     if probe.audit_id.is_some()
@@ -239,7 +242,10 @@ fn sniff(text: &str) -> Result<Format, DecodeError> {
     }
 }
 
-pub(crate) fn parse_time(field: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, DecodeError> {
+pub(crate) fn parse_time(
+    field: &str,
+    value: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, DecodeError> {
     chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| {
@@ -263,7 +269,10 @@ mod tests {
         let cases: [(&[u8], Reason); 7] = [
             (b"", Reason::Empty),
             (b"   ", Reason::Empty),
-            (b"{\"subject\": \"spiffe://a/b\", \"act", Reason::InvalidJson),
+            (
+                b"{\"subject\": \"spiffe://a/b\", \"act",
+                Reason::InvalidJson,
+            ),
             (b"\xff\xfe{}", Reason::InvalidUtf8),
             (b"[1, 2, 3]", Reason::UnknownFormat),
             (b"{\"hello\": \"world\"}", Reason::UnknownFormat),
@@ -271,7 +280,12 @@ mod tests {
         ];
         for (bytes, reason) in cases {
             let err = decode(bytes, "t/0/0", &opts()).unwrap_err();
-            assert_eq!(err.reason, reason, "{:?}: {err}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                err.reason,
+                reason,
+                "{:?}: {err}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 

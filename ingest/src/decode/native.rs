@@ -50,7 +50,11 @@ pub(crate) fn parse_decision(value: &str) -> Result<Decision, DecodeError> {
     }
 }
 
-pub(crate) fn decode(text: &str, origin: &str, opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
+pub(crate) fn decode(
+    text: &str,
+    origin: &str,
+    opts: &DecodeOptions,
+) -> Result<Decoded, DecodeError> {
     let r: Record = serde_json::from_str(text).map_err(DecodeError::from_json)?;
     let subject = classify(&r.subject, &opts.trust_domain)?;
     if let Some(target) = r.target.as_deref().filter(|t| t.starts_with("spiffe:")) {
@@ -72,8 +76,8 @@ pub(crate) fn decode(text: &str, origin: &str, opts: &DecodeOptions) -> Result<D
         Some(id) => stable_id(&["native", id, &subject.id, &r.action, &resource]),
         None => stable_id(&["native-origin", origin]),
     };
-    let attributes = (!r.context.rest.is_empty())
-        .then(|| serde_json::Value::Object(r.context.rest).to_string());
+    let attributes =
+        (!r.context.rest.is_empty()).then(|| serde_json::Value::Object(r.context.rest).to_string());
     Ok(Decoded {
         event: DecisionEvent {
             event_id,
@@ -137,9 +141,18 @@ mod tests {
     fn names_what_is_wrong() {
         let cases = [
             (GOOD.replace("\"GET\"", "5"), Reason::WrongType),
-            (GOOD.replace("\"action\": \"GET\",", ""), Reason::MissingField),
-            (GOOD.replace("prod.example.org/ns/payments", "prod.example.org//payments"), Reason::InvalidSpiffeId),
-            (GOOD.replace("2026-11-30T12:00:00.123Z", "yesterday"), Reason::InvalidTimestamp),
+            (
+                GOOD.replace("\"action\": \"GET\",", ""),
+                Reason::MissingField,
+            ),
+            (
+                GOOD.replace("prod.example.org/ns/payments", "prod.example.org//payments"),
+                Reason::InvalidSpiffeId,
+            ),
+            (
+                GOOD.replace("2026-11-30T12:00:00.123Z", "yesterday"),
+                Reason::InvalidTimestamp,
+            ),
             (GOOD.replace("\"allow\"", "\"maybe\""), Reason::InvalidValue),
         ];
         for (text, reason) in cases {

@@ -50,7 +50,10 @@ fn required(input: &Value, dotted: &str) -> Result<String, DecodeError> {
 fn decision_of(result: Option<&Value>) -> Result<Decision, DecodeError> {
     let allowed = match result {
         Some(Value::Bool(b)) => Some(*b),
-        Some(Value::Object(o)) => o.get("allowed").or_else(|| o.get("allow")).and_then(Value::as_bool),
+        Some(Value::Object(o)) => o
+            .get("allowed")
+            .or_else(|| o.get("allow"))
+            .and_then(Value::as_bool),
         _ => None,
     };
     match (allowed, result) {
@@ -64,16 +67,30 @@ fn decision_of(result: Option<&Value>) -> Result<Decision, DecodeError> {
     }
 }
 
-pub(crate) fn decode(text: &str, origin: &str, opts: &DecodeOptions) -> Result<Decoded, DecodeError> {
+pub(crate) fn decode(
+    text: &str,
+    origin: &str,
+    opts: &DecodeOptions,
+) -> Result<Decoded, DecodeError> {
     let e: Event = serde_json::from_str(text).map_err(DecodeError::from_json)?;
     let root = json!({ "input": e.input.unwrap_or(Value::Null) });
     let principal_path = opts.opa_principal_path.join(".");
-    let principal = walk(&root, &opts.opa_principal_path.iter().map(String::as_str).collect::<Vec<_>>())
-        .ok_or_else(|| DecodeError::missing(&principal_path))?
-        .as_str()
-        .ok_or_else(|| {
-            DecodeError::new(Reason::WrongType, format!("`{principal_path}` is not a string"))
-        })?;
+    let principal = walk(
+        &root,
+        &opts
+            .opa_principal_path
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .ok_or_else(|| DecodeError::missing(&principal_path))?
+    .as_str()
+    .ok_or_else(|| {
+        DecodeError::new(
+            Reason::WrongType,
+            format!("`{principal_path}` is not a string"),
+        )
+    })?;
     let subject = classify(principal, &opts.trust_domain)?;
     let action = required(&root, "input.attributes.request.http.method")?;
     let raw_path = required(&root, "input.attributes.request.http.path")?;
@@ -91,7 +108,10 @@ pub(crate) fn decode(text: &str, origin: &str, opts: &DecodeOptions) -> Result<D
         .and_then(Value::as_str)
         .map(String::from);
     let time = parse_time("timestamp", &e.timestamp)?;
-    let source_address = string_at(&root, "input.attributes.source.address.socketAddress.address")?;
+    let source_address = string_at(
+        &root,
+        "input.attributes.source.address.socketAddress.address",
+    )?;
     let event_id = match &e.decision_id {
         Some(id) => stable_id(&["opa", id, &subject.id, &action, &resource]),
         None => stable_id(&["opa-origin", origin]),
@@ -102,7 +122,10 @@ pub(crate) fn decode(text: &str, origin: &str, opts: &DecodeOptions) -> Result<D
         ("requested_by", e.requested_by.map(Value::String)),
         ("erased", e.erased.map(|v| json!(v))),
         ("masked", e.masked.map(|v| json!(v))),
-        ("host", string_at(&root, "input.attributes.request.http.host")?.map(Value::String)),
+        (
+            "host",
+            string_at(&root, "input.attributes.request.http.host")?.map(Value::String),
+        ),
     ] {
         if let Some(value) = value {
             attributes.insert(key.into(), value);

@@ -24,18 +24,27 @@ impl Subject {
 /// Classifies a principal. SPIFFE IDs are validated (an invalid one is bad
 /// input); Kubernetes service accounts become SPIFFE IDs in `trust_domain`.
 pub(crate) fn classify(principal: &str, trust_domain: &str) -> Result<Subject, DecodeError> {
-    let invalid = |e: overreach_model::SpiffeIdError| DecodeError::new(Reason::InvalidSpiffeId, e.to_string());
+    let invalid = |e: overreach_model::SpiffeIdError| {
+        DecodeError::new(Reason::InvalidSpiffeId, e.to_string())
+    };
     if principal.is_empty() {
-        return Err(DecodeError::new(Reason::MissingField, "the subject is empty"));
+        return Err(DecodeError::new(
+            Reason::MissingField,
+            "the subject is empty",
+        ));
     }
     if principal.starts_with("spiffe:") {
-        return SpiffeId::parse(principal).map(Subject::spiffe).map_err(invalid);
+        return SpiffeId::parse(principal)
+            .map(Subject::spiffe)
+            .map_err(invalid);
     }
     if let Some(rest) = principal.strip_prefix("system:serviceaccount:") {
         let (ns, sa) = rest.split_once(':').ok_or_else(|| {
             DecodeError::new(
                 Reason::InvalidValue,
-                format!("service account {principal:?} is not system:serviceaccount:NAMESPACE:NAME"),
+                format!(
+                    "service account {principal:?} is not system:serviceaccount:NAMESPACE:NAME"
+                ),
             )
         })?;
         return SpiffeId::for_service_account(trust_domain, ns, sa)
@@ -64,14 +73,26 @@ mod tests {
 
     #[test]
     fn maps_principals() {
-        let s = classify("system:serviceaccount:argo-cd:argocd-server", "cluster.local").unwrap();
+        let s = classify(
+            "system:serviceaccount:argo-cd:argocd-server",
+            "cluster.local",
+        )
+        .unwrap();
         assert_eq!(s.id, "spiffe://cluster.local/ns/argo-cd/sa/argocd-server");
         assert_eq!(s.kind, SubjectKind::Spiffe);
         assert_eq!(s.trust_domain.as_deref(), Some("cluster.local"));
-        assert_eq!(classify("system:kube-scheduler", "td").unwrap().kind, SubjectKind::System);
-        assert_eq!(classify("kubernetes-admin", "td").unwrap().kind, SubjectKind::User);
         assert_eq!(
-            classify("arn:aws:iam::123456789012:role/x", "td").unwrap().kind,
+            classify("system:kube-scheduler", "td").unwrap().kind,
+            SubjectKind::System
+        );
+        assert_eq!(
+            classify("kubernetes-admin", "td").unwrap().kind,
+            SubjectKind::User
+        );
+        assert_eq!(
+            classify("arn:aws:iam::123456789012:role/x", "td")
+                .unwrap()
+                .kind,
             SubjectKind::AwsRole
         );
         assert_eq!(
@@ -79,7 +100,9 @@ mod tests {
             Reason::InvalidSpiffeId
         );
         assert_eq!(
-            classify("system:serviceaccount:only-namespace", "td").unwrap_err().reason,
+            classify("system:serviceaccount:only-namespace", "td")
+                .unwrap_err()
+                .reason,
             Reason::InvalidValue
         );
     }

@@ -1,0 +1,316 @@
+//! The analytics stage of Overreach: reads the stored decision events
+//! (`DIR/events/**.parquet`) with DataFusion and writes the result tables
+//! under `DIR/analytics/` that `overreach serve` reads:
+//!
+//! - `baselines.parquet`: each identity's reach keys in the baseline window;
+//! - `findings.parquet`: calls outside that reach (`new-reach`,
+//!   `new-identity`), scored and explained, with evidence;
+//! - `suggestions.parquet`: least-privilege suggestions against a grants
+//!   file, or the minimal policy of each identity without one;
+//! - `identities.parquet`: one summary row per identity;
+//! - `run.json`, written last, so its presence means the run is complete.
+//!
+//! Entry point: [`run`] with [`AnalyzeSettings`].
+//!
+//! Analytics never talks to Kafka, never serves HTTP, never writes under
+//! `DIR/events/` and never changes a policy: suggestions are files for a
+//! person to review. "Now" is an input (by default the latest stored event),
+//! never the wall clock, so replaying old logs gives the same answers.
+#![forbid(unsafe_code)]
+
+mod error;
+mod explain;
+pub mod findings;
+pub mod glob;
+pub mod grants;
+mod hash;
+pub mod rightsizing;
+mod store;
+mod windows;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, Utc};
+use overreach_model::duration::format_duration;
+use overreach_model::results::{
+    baseline_schema, finding_schema, identity_schema, suggestion_schema, BaselineEntry, Finding,
+    IdentitySummary, RunInfo, Suggestion,
+};
+use overreach_model::table::{write_rows_atomic, write_text_atomic};
+use overreach_model::DataDir;
+use tracing::{info, warn};
+
+pub use error::{AnalyticsError, Result};
+pub use hash::stable_id;
+pub use windows::Windows;
+
+use store::{EventStore, KeyStats, Slot, SubjectStats};
+
+/// What one analysis run looks at. Build it with [`AnalyzeSettings::new`]
+/// and change the fields that differ from the defaults.
+#[derive(Debug, Clone)]
+pub struct AnalyzeSettings {
+    pub data: DataDir,
+    /// The end of the detection and observation windows. `None`: the time
+    /// of the latest stored event, so historical logs replay correctly.
+    pub now: Option<DateTime<Utc>>,
+    /// Baseline window, ending where the detection window begins (28d).
+    pub baseline: Duration,
+    /// Detection window, ending at now (1d).
+    pub detect: Duration,
+    /// Right-sizing observation window, ending at now (90d).
+    pub observe: Duration,
+    /// A grants file (see [`grants`]); without one, right-sizing derives
+    /// each identity's minimal policy instead.
+    pub grants: Option<PathBuf>,
+    /// A wildcard grant is narrowed only when it was used for at most this
+    /// many distinct action/resource pairs (5).
+    pub narrow_max_values: usize,
+}
+
+impl AnalyzeSettings {
+    pub fn new(data: DataDir) -> Self {
+        Self {
+            data,
+            now: None,
+            baseline: Duration::days(28),
+            detect: Duration::days(1),
+            observe: Duration::days(90),
+            grants: None,
+            narrow_max_values: 5,
+        }
+    }
+}
+
+/// Runs the whole analysis and writes every result table, then `run.json`.
+///
+/// Fails with [`AnalyticsError::NoEvents`] when nothing has been ingested,
+/// and before reading any event when the grants file or a window is bad.
+///
+/// Queries run on DataFusion; reading the grants file and writing the
+/// (small) result files are plain blocking file IO on the calling task, so
+/// a server that runs analyses should give them a task it can spare, or a
+/// process of their own, as `overreach analyze` does.
+pub async fn run(settings: &AnalyzeSettings) -> Result<RunInfo> {
+    let data = &settings.data;
+    let grants = settings.grants.as_deref().map(grants::load).transpose()?;
+    if let (Some(path), Some(grants)) = (&settings.grants, &grants) {
+        info!(path = %path.display(), grants = grants.len(), "loaded grants file");
+    }
+    // Validate the windows before the (possibly long) first query.
+    Windows::check_lengths(settings.baseline, settings.detect, settings.observe)?;
+
+    let store = EventStore::open(data).await?;
+    let subjects = store.subjects().await?;
+    let events: i64 = subjects.iter().map(|s| s.events).sum();
+    let latest = subjects.iter().map(|s| s.last_seen).max();
+    let (Some(latest), true) = (latest, events > 0) else {
+        return Err(AnalyticsError::NoEvents { dir: data.events() });
+    };
+    let stored = store.stored_rows().await?;
+    info!(
+        events,
+        copies_dropped = stored - events,
+        identities = subjects.len(),
+        "read stored events"
+    );
+
+    let now = settings.now.unwrap_or(latest);
+    let windows = Windows::new(now, settings.baseline, settings.detect, settings.observe)?;
+    info!(
+        now = %explain::time(windows.now),
+        baseline_start = %explain::time(windows.baseline_start),
+        detect_start = %explain::time(windows.detect_start),
+        observe_start = %explain::time(windows.observe_start),
+        "analysing windows"
+    );
+
+    let keys = store.key_stats(&windows).await?;
+    let samples = store
+        .detect_samples(&windows, findings::SAMPLE_EVENTS)
+        .await?;
+    let findings = findings::detect(&windows, &keys, &samples);
+    info!(findings = findings.len(), "detected findings");
+
+    let observed = rightsizing::Observed {
+        windows: &windows,
+        first_seen: subjects
+            .iter()
+            .map(|s| (s.subject.as_str(), s.first_seen))
+            .collect(),
+    };
+    let suggestions = match &grants {
+        Some(grants) => {
+            let usage = store.usage(&windows, Some(&grants.subjects())).await?;
+            let uncovered: i64 = usage
+                .iter()
+                .filter(|u| {
+                    let resource = u.resource.as_deref().unwrap_or(&u.resource_pattern);
+                    !grants.covers(&u.subject, &u.action, resource, &u.resource_pattern)
+                })
+                .map(|u| u.count)
+                .sum();
+            if uncovered > 0 {
+                warn!(
+                    calls = uncovered,
+                    "allowed calls of granted identities that no grant covers: the grants file is incomplete"
+                );
+            }
+            rightsizing::with_grants(&observed, grants, &usage, settings.narrow_max_values)?
+        }
+        None => {
+            let usage = store.usage(&windows, None).await?;
+            rightsizing::minimal_policies(&observed, &usage)?
+        }
+    };
+    info!(
+        suggestions = suggestions.len(),
+        "derived right-sizing suggestions"
+    );
+
+    let baselines: Vec<BaselineEntry> = keys
+        .into_iter()
+        .filter(|k| k.slot == Slot::Baseline)
+        .map(baseline_entry)
+        .collect();
+    let identities = summarize(&subjects, &baselines, &findings, &suggestions);
+
+    let info = RunInfo {
+        now,
+        baseline_start: windows.baseline_start,
+        detect_start: windows.detect_start,
+        observe_start: windows.observe_start,
+        baseline: format_duration(windows.baseline),
+        detect: format_duration(windows.detect),
+        observe: format_duration(windows.observe),
+        events,
+        identities: i64::try_from(identities.len()).unwrap_or(i64::MAX),
+        findings: i64::try_from(findings.len()).unwrap_or(i64::MAX),
+        suggestions: i64::try_from(suggestions.len()).unwrap_or(i64::MAX),
+        grants_file: settings.grants.as_ref().map(|p| p.display().to_string()),
+    };
+    write_results(
+        data,
+        &info,
+        &baselines,
+        &findings,
+        &suggestions,
+        &identities,
+    )?;
+    info!(
+        dir = %data.analytics().display(),
+        baselines = baselines.len(),
+        findings = info.findings,
+        suggestions = info.suggestions,
+        identities = info.identities,
+        "wrote analysis results"
+    );
+    Ok(info)
+}
+
+fn baseline_entry(k: KeyStats) -> BaselineEntry {
+    BaselineEntry {
+        subject: k.subject,
+        action: k.action,
+        resource_pattern: k.resource_pattern,
+        target: k.target,
+        count: k.count,
+        allow_count: k.allow_count,
+        deny_count: k.deny_count,
+        first_seen: k.first_seen,
+        last_seen: k.last_seen,
+    }
+}
+
+/// One row per subject, with how many baseline keys, findings and
+/// suggestions it has.
+fn summarize(
+    subjects: &[SubjectStats],
+    baselines: &[BaselineEntry],
+    findings: &[Finding],
+    suggestions: &[Suggestion],
+) -> Vec<IdentitySummary> {
+    fn tally<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<&'a str, i64> {
+        let mut counts = HashMap::new();
+        for name in names {
+            *counts.entry(name).or_insert(0) += 1;
+        }
+        counts
+    }
+    let baseline_keys = tally(baselines.iter().map(|b| b.subject.as_str()));
+    let finding_counts = tally(findings.iter().map(|f| f.subject.as_str()));
+    let suggestion_counts = tally(suggestions.iter().map(|s| s.subject.as_str()));
+    let get =
+        |counts: &HashMap<&str, i64>, subject: &str| counts.get(subject).copied().unwrap_or(0);
+    subjects
+        .iter()
+        .map(|s| IdentitySummary {
+            subject: s.subject.clone(),
+            subject_kind: s.subject_kind.clone(),
+            trust_domain: s.trust_domain.clone(),
+            events: s.events,
+            allow_count: s.allow_count,
+            deny_count: s.deny_count,
+            first_seen: s.first_seen,
+            last_seen: s.last_seen,
+            baseline_keys: get(&baseline_keys, &s.subject),
+            findings: get(&finding_counts, &s.subject),
+            suggestions: get(&suggestion_counts, &s.subject),
+        })
+        .collect()
+}
+
+/// Writes every table atomically, then `run.json`: a reader that finds
+/// `run.json` finds the tables of that run (or of a later one).
+fn write_results(
+    data: &DataDir,
+    info: &RunInfo,
+    baselines: &[BaselineEntry],
+    findings: &[Finding],
+    suggestions: &[Suggestion],
+    identities: &[IdentitySummary],
+) -> Result<()> {
+    let tmp = data.tmp();
+    let metadata = [
+        ("overreach.now", explain::time(info.now)),
+        (
+            "overreach.baseline_start",
+            explain::time(info.baseline_start),
+        ),
+        ("overreach.detect_start", explain::time(info.detect_start)),
+        ("overreach.observe_start", explain::time(info.observe_start)),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    write_rows_atomic(
+        &data.baselines(),
+        &tmp,
+        &baseline_schema(),
+        baselines,
+        &metadata,
+    )?;
+    write_rows_atomic(
+        &data.findings(),
+        &tmp,
+        &finding_schema(),
+        findings,
+        &metadata,
+    )?;
+    write_rows_atomic(
+        &data.suggestions(),
+        &tmp,
+        &suggestion_schema(),
+        suggestions,
+        &metadata,
+    )?;
+    write_rows_atomic(
+        &data.identities(),
+        &tmp,
+        &identity_schema(),
+        identities,
+        &metadata,
+    )?;
+    let json = serde_json::to_string_pretty(info).map_err(AnalyticsError::RunInfo)?;
+    write_text_atomic(&data.run_info(), &tmp, &format!("{json}\n"))?;
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! Flags, validated once into each stage's settings, then handed to the
+//! library crates. Every flag has an `OVERREACH_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use overreach_analytics::AnalyzeSettings;
+use overreach_ingest::decode::{DecodeOptions, Format};
+use overreach_ingest::sink::FlushPolicy;
+use overreach_model::duration::parse_duration;
+use overreach_model::DataDir;
+
+const EXAMPLES: &str = "\
+Examples:
+  overreach demo
+      everything on the shipped Kubernetes audit sample, served on http://127.0.0.1:8080
+  overreach ingest --file audit.jsonl.gz --data ./data
+  overreach ingest --brokers localhost:9092 --topic decisions --group overreach --data ./data --until-caught-up
+  overreach produce --brokers localhost:9092 --topic decisions audit.jsonl.gz
+  overreach analyze --data ./data --baseline 3m --detect 1m
+  overreach analyze --data ./data --grants grants.yaml
+  overreach serve --data ./data --listen 127.0.0.1:8080";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "overreach",
+    version,
+    about = "Watches what workload identities do and shows where they reach too far",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// Log filter (tracing syntax), for example `info` or `overreach_ingest=debug`.
+    #[arg(long, global = true, env = "OVERREACH_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store decision logs from Kafka or files as Parquet.
+    #[command(after_help = "Examples:
+  overreach ingest --file audit.jsonl.gz --file opa.jsonl --data ./data
+  cat audit.jsonl | overreach ingest --file - --data ./data
+  overreach ingest --brokers localhost:9092 --topic decisions --group overreach --data ./data --until-caught-up")]
+    Ingest(IngestArgs),
+    /// Replay files into a Kafka topic, one message per line.
+    #[command(after_help = "Example:
+  overreach produce --brokers localhost:9092 --topic decisions --create-partitions 3 audit.jsonl.gz")]
+    Produce(ProduceArgs),
+    /// Compute baselines, findings and least-privilege suggestions.
+    #[command(after_help = "Examples:
+  overreach analyze --data ./data
+  overreach analyze --data ./data --baseline 3m --detect 1m --now 2023-01-27T18:32:12Z
+  overreach analyze --data ./data --grants grants.yaml --observe 90d")]
+    Analyze(AnalyzeArgs),
+    /// Serve the HTTP API, metrics and the built-in page.
+    #[command(after_help = "Example:
+  overreach serve --data ./data --listen 127.0.0.1:8080")]
+    Serve(ServeArgs),
+    /// Run the whole pipeline on the shipped sample: in-process Kafka, ingest, analyze, serve.
+    #[command(after_help = "Example:
+  overreach demo                # then open http://127.0.0.1:8080/
+  overreach demo --no-serve     # run the pipeline, print the summary, exit")]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Data directory: events, dead letters and analysis results.
+    #[arg(long, env = "OVERREACH_DATA", default_value = "./overreach-data")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DecodeArgs {
+    /// Input format: auto (per record), native, k8s-audit or opa.
+    #[arg(long, env = "OVERREACH_FORMAT", default_value = "auto")]
+    pub format: Format,
+    /// Trust domain for SPIFFE IDs derived from Kubernetes service accounts.
+    #[arg(long, env = "OVERREACH_TRUST_DOMAIN", default_value = "cluster.local")]
+    pub trust_domain: String,
+    /// Where OPA decision logs keep the caller's identity.
+    #[arg(
+        long,
+        env = "OVERREACH_OPA_PRINCIPAL_PATH",
+        default_value = "input.attributes.source.principal"
+    )]
+    pub opa_principal_path: String,
+    /// Records larger than this many bytes are dead-lettered unparsed.
+    #[arg(long, env = "OVERREACH_MAX_RECORD_BYTES", default_value_t = 1 << 20)]
+    pub max_record_bytes: usize,
+}
+
+impl DecodeArgs {
+    fn options(&self) -> Result<DecodeOptions> {
+        overreach_model::SpiffeId::parse(&format!("spiffe://{}", self.trust_domain))
+            .with_context(|| format!("--trust-domain {:?}", self.trust_domain))?;
+        let path: Vec<String> = self
+            .opa_principal_path
+            .split('.')
+            .map(String::from)
+            .collect();
+        if path.first().map(String::as_str) != Some("input") || path.iter().any(String::is_empty) {
+            bail!(
+                "--opa-principal-path {:?}: expected a dotted path under `input`, for example input.attributes.source.principal",
+                self.opa_principal_path
+            );
+        }
+        Ok(DecodeOptions {
+            format: self.format,
+            trust_domain: self.trust_domain.clone(),
+            opa_principal_path: path,
+            max_record_bytes: self.max_record_bytes,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FlushArgs {
+    /// Write a Parquet file once this many records are waiting.
+    #[arg(long, env = "OVERREACH_BATCH_ROWS", default_value_t = 100_000)]
+    pub batch_rows: usize,
+    /// ... or once the oldest waiting record is this old (s, m, h).
+    #[arg(long, env = "OVERREACH_FLUSH_INTERVAL", default_value = "5s")]
+    pub flush_interval: String,
+}
+
+impl FlushArgs {
+    fn policy(&self) -> Result<FlushPolicy> {
+        let age = parse_duration(&self.flush_interval).context("--flush-interval")?;
+        Ok(FlushPolicy {
+            max_rows: self.batch_rows.max(1),
+            max_age: age.to_std().unwrap_or(Duration::from_secs(5)),
+            ..FlushPolicy::default()
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Files to ingest (NDJSON, .gz, or - for stdin); instead of Kafka.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["brokers", "topic"])]
+    pub file: Vec<PathBuf>,
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].
+    #[arg(long, env = "OVERREACH_BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic to consume.
+    #[arg(long, env = "OVERREACH_TOPIC")]
+    pub topic: Option<String>,
+    /// Consumer group.
+    #[arg(long, env = "OVERREACH_GROUP", default_value = "overreach-ingest")]
+    pub group: String,
+    /// Exit once the partitions' high watermarks seen at start are reached.
+    #[arg(long)]
+    pub until_caught_up: bool,
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    #[arg(long, env = "OVERREACH_BROKERS")]
+    pub brokers: String,
+    #[arg(long, env = "OVERREACH_TOPIC")]
+    pub topic: String,
+    /// Create the topic with this many partitions if it does not exist.
+    #[arg(long)]
+    pub create_partitions: Option<i32>,
+    /// Files to replay (NDJSON, .gz, or - for stdin).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WindowArgs {
+    /// End of the detection window (RFC 3339); default: the latest event.
+    #[arg(long, env = "OVERREACH_NOW")]
+    pub now: Option<DateTime<Utc>>,
+    /// Baseline window, ending where detection begins (s, m, h, d, w).
+    #[arg(long, env = "OVERREACH_BASELINE", default_value = "28d")]
+    pub baseline: String,
+    /// Detection window, ending at now.
+    #[arg(long, env = "OVERREACH_DETECT", default_value = "1d")]
+    pub detect: String,
+    /// Right-sizing observation window, ending at now.
+    #[arg(long, env = "OVERREACH_OBSERVE", default_value = "90d")]
+    pub observe: String,
+    /// Granted permissions (YAML or JSON grants file) to right-size.
+    #[arg(long, env = "OVERREACH_GRANTS")]
+    pub grants: Option<PathBuf>,
+}
+
+impl WindowArgs {
+    fn settings(&self, data: DataDir) -> Result<AnalyzeSettings> {
+        let mut s = AnalyzeSettings::new(data);
+        s.now = self.now;
+        s.baseline = parse_duration(&self.baseline).context("--baseline")?;
+        s.detect = parse_duration(&self.detect).context("--detect")?;
+        s.observe = parse_duration(&self.observe).context("--observe")?;
+        s.grants = self.grants.clone();
+        Ok(s)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "OVERREACH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address to serve on.
+    #[arg(long, env = "OVERREACH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Data directory for the demo (default: a new temporary directory).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run the pipeline and print the summary, without serving.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Set when ctrl-c or SIGTERM arrives.
+pub fn shutdown_flag(rt: &tokio::runtime::Runtime) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    rt.spawn(async move {
+        shutdown_signal().await;
+        set.store(true, Ordering::Relaxed);
+    });
+    flag
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Ingest(args) => ingest(&rt, args),
+        Command::Produce(args) => {
+            if let Some(n) = args.create_partitions {
+                rt.block_on(overreach_ingest::produce::ensure_topic(
+                    &args.brokers,
+                    &args.topic,
+                    n,
+                ))?;
+            }
+            let job = overreach_ingest::produce::Produce {
+                brokers: args.brokers,
+                topic: args.topic,
+                paths: args.files,
+                create_partitions: args.create_partitions,
+            };
+            let sent = overreach_ingest::produce::run(&job)?;
+            println!("produced {sent} messages to {}", job.topic);
+            Ok(())
+        }
+        Command::Analyze(args) => {
+            let settings = args.window.settings(DataDir::new(&args.data.data))?;
+            let info = rt.block_on(overreach_analytics::run(&settings))?;
+            println!(
+                "analyzed {} events of {} identities up to {}: {} findings, {} suggestions; results in {}",
+                info.events,
+                info.identities,
+                info.now.to_rfc3339(),
+                info.findings,
+                info.suggestions,
+                settings.data.analytics().display()
+            );
+            Ok(())
+        }
+        Command::Serve(args) => rt.block_on(serve(DataDir::new(&args.data.data), args.listen)),
+        Command::Demo(args) => crate::demo::run(&rt, args),
+    }
+}
+
+fn ingest(rt: &tokio::runtime::Runtime, args: IngestArgs) -> Result<()> {
+    let data = DataDir::new(&args.data.data);
+    let decode = args.decode.options()?;
+    let flush = args.flush.policy()?;
+    let summary = if !args.file.is_empty() {
+        let job = overreach_ingest::files::FileIngest {
+            paths: args.file,
+            data,
+            decode,
+            flush,
+        };
+        overreach_ingest::files::run(&job)?
+    } else {
+        let (Some(brokers), Some(topic)) = (args.brokers, args.topic) else {
+            bail!("give --file PATH..., or --brokers and --topic to consume from Kafka");
+        };
+        let job = overreach_ingest::kafka::KafkaIngest {
+            brokers,
+            topic,
+            group: args.group,
+            data,
+            decode,
+            flush,
+            until_caught_up: args.until_caught_up,
+        };
+        let shutdown = shutdown_flag(rt);
+        overreach_ingest::kafka::run(&job, shutdown)?
+    };
+    println!("ingest: {summary}");
+    Ok(())
+}
+
+/// Serves until ctrl-c or SIGTERM; prints the bound address first.
+pub async fn serve(data: DataDir, listen: SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}/");
+    let state = overreach_api::AppState::new(data);
+    overreach_api::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving HTTP")
+}

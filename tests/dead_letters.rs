@@ -1,0 +1,157 @@
+//! Bad records mixed with good ones: every good one is stored, every bad
+//! one is dead-lettered with its reason and origin, from files and Kafka.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use common::*;
+use overreach_ingest::sink::read_dead_letters;
+use overreach_model::DataDir;
+use rdkafka::mocking::MockCluster;
+
+/// Lines of a mixed input and, for bad ones, the reason we expect.
+fn corpus() -> Vec<(Vec<u8>, Option<&'static str>)> {
+    let native = r#"{"id":"n-1","time":"2026-11-30T12:00:00Z","subject":"spiffe://prod.example.org/ns/payments/sa/api","action":"GET","resource":"/v1/accounts/4711","decision":"allow"}"#;
+    let k8s = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"033d17af-082d-4b24-aa22-627752e83d71","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods","verb":"list","user":{"username":"system:admin"},"impersonatedUser":{"username":"system:serviceaccount:ns1:sa1"},"sourceIPs":["::1"],"objectRef":{"resource":"pods","namespace":"default","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":403},"requestReceivedTimestamp":"2017-09-11T19:55:05Z"}"#;
+    let opa = r#"{"decision_id":"80e5491b-7629-4d63-872a-25cc8ba4b820","path":"envoy/authz/allow","input":{"attributes":{"source":{"principal":"spiffe://cluster.local/ns/kube-flannel/sa/flannel"},"request":{"http":{"method":"GET","path":"/api/v1/nodes","host":"kubernetes.default.svc","headers":{"authorization":"Bearer abc"}}}}},"result":{"allowed":true},"timestamp":"2023-01-27T18:28:08.314899Z"}"#;
+    vec![
+        (native.as_bytes().to_vec(), None),
+        (native[..60].as_bytes().to_vec(), Some("invalid-json")),
+        (
+            b"{\"subject\": \"\xff\xfe\"}".to_vec(),
+            Some("invalid-utf8"),
+        ),
+        (k8s.as_bytes().to_vec(), None),
+        (
+            native.replace("\"GET\"", "404").into_bytes(),
+            Some("wrong-type"),
+        ),
+        (
+            native
+                .replace(
+                    "spiffe://prod.example.org/ns",
+                    "spiffe://prod.example.org//ns",
+                )
+                .into_bytes(),
+            Some("invalid-spiffe-id"),
+        ),
+        (br#"{"hello": "world"}"#.to_vec(), Some("unknown-format")),
+        (opa.as_bytes().to_vec(), None),
+        (
+            native
+                .replace("2026-11-30T12:00:00Z", "30/11/2026")
+                .into_bytes(),
+            Some("invalid-timestamp"),
+        ),
+        (native.replace("\"n-1\"", "\"n-2\"").into_bytes(), None),
+    ]
+}
+
+fn check(data: &Path, origin_of: impl Fn(usize) -> String) {
+    let corpus = corpus();
+    let good = corpus.iter().filter(|(_, r)| r.is_none()).count() as u64;
+    let (rows, _) = pyarrow_counts(data);
+    assert_eq!(rows, good, "every good record stored");
+    let mut dead = read_dead_letters(&DataDir::new(data)).unwrap();
+    dead.sort_by_key(|d| {
+        d.origin
+            .rsplit([':', '/'])
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    });
+    let expected: Vec<(String, &str)> = corpus
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, r))| r.map(|r| (origin_of(i), r)))
+        .collect();
+    let got: Vec<(String, &str)> = dead
+        .iter()
+        .map(|d| (d.origin.clone(), d.reason.as_str()))
+        .collect();
+    assert_eq!(got, expected);
+    for d in &dead {
+        assert!(!d.error.is_empty());
+        assert!(d.size > 0);
+    }
+    // Credentials in headers never reach storage.
+    let bytes: Vec<u8> = walk(&data.join("events"));
+    assert!(!bytes.windows(10).any(|w| w == b"Bearer abc"));
+}
+
+fn walk(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn file_ingest_dead_letters_bad_lines_and_keeps_good_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.jsonl");
+    let mut f = std::fs::File::create(&input).unwrap();
+    for (line, _) in corpus() {
+        f.write_all(&line).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+    drop(f);
+    let data = dir.path().join("data");
+    let out = overreach(&[
+        "ingest",
+        "--file",
+        input.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(out.contains("10 records: 4 events stored"), "{out}");
+    assert!(out.contains("6 dead-lettered"), "{out}");
+    let name = input.display().to_string();
+    check(&data, |i| format!("{name}:{}", i + 1));
+}
+
+#[test]
+fn kafka_ingest_dead_letters_bad_messages_with_their_offsets() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let topic = topic("poison");
+    cluster.create_topic(&topic, 1, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.jsonl");
+    let mut f = std::fs::File::create(&input).unwrap();
+    for (line, _) in corpus() {
+        f.write_all(&line).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+    drop(f);
+    overreach(&[
+        "produce",
+        "--brokers",
+        &brokers,
+        "--topic",
+        &topic,
+        input.to_str().unwrap(),
+    ]);
+    let data = dir.path().join("data");
+    let out = overreach(&[
+        "ingest",
+        "--brokers",
+        &brokers,
+        "--topic",
+        &topic,
+        "--data",
+        data.to_str().unwrap(),
+        "--until-caught-up",
+    ]);
+    assert!(out.contains("4 events stored"), "{out}");
+    check(&data, |i| format!("{topic}/0/{i}"));
+}
