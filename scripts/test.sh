@@ -53,5 +53,5 @@ done
 export OVERREACH_TEST_BROKERS="127.0.0.1:$port"
 
 say "cargo test --workspace (broker $OVERREACH_TEST_BROKERS)"
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 say "all tests passed"

@@ -26,7 +26,7 @@ use crate::cli::DemoArgs;
 const SAMPLE: &[u8] = include_bytes!("../tests/data/k8s-audit-perfspec/audit-logs.v1.jsonl.gz");
 const TOPIC: &str = "k8s-audit";
 /// The mock cluster keeps at most 5 MiB per partition (older records are
-/// dropped, as retention would), and the sample is 16 MiB: spread it wide.
+/// dropped, as retention would), and the sample is 8.9 MB: spread it wide.
 const PARTITIONS: i32 = 8;
 
 pub fn run(rt: &tokio::runtime::Runtime, args: DemoArgs) -> Result<()> {

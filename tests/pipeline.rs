@@ -29,20 +29,14 @@ fn encode(subject: &str) -> String {
 }
 
 /// Produce the sample into `topic`, ingest it until caught up, and check
-/// what was stored, with pyarrow as the independent reader.
-fn kafka_to_parquet(brokers: &str, topic: &str, data: &Path) {
-    let produced = overreach(&[
-        "produce",
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        // librdkafka's mock cluster keeps 5 MiB per partition; the
-        // sample is 16 MiB.
-        "--create-partitions",
-        "8",
-        sample().to_str().unwrap(),
-    ]);
+/// what was stored, with pyarrow as the independent reader. `create`
+/// extra flags make `produce` create the topic.
+fn kafka_to_parquet(brokers: &str, topic: &str, create: &[&str], data: &Path) {
+    let input = sample();
+    let mut args = vec!["produce", "--brokers", brokers, "--topic", topic];
+    args.extend_from_slice(create);
+    args.push(input.to_str().unwrap());
+    let produced = overreach(&args);
     assert!(produced.contains("produced 16563 messages"), "{produced}");
     let ingested = overreach(&[
         "ingest",
@@ -69,9 +63,13 @@ fn kafka_to_parquet(brokers: &str, topic: &str, data: &Path) {
 async fn mock_kafka_to_findings_over_http() {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
+    let topic = topic("e2e");
+    // The mock cluster keeps at most 5 MiB per partition and the sample
+    // is 8.9 MB, so spread it over 8 partitions.
+    cluster.create_topic(&topic, 8, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    kafka_to_parquet(&brokers, &topic("e2e"), data);
+    kafka_to_parquet(&brokers, &topic, &[], data);
 
     let analyzed = overreach(&[
         "analyze",
@@ -186,7 +184,11 @@ async fn tansu_broker_kafka_to_parquet() {
     });
     println!("real broker: tansu at {brokers}");
     let dir = tempfile::tempdir().unwrap();
-    kafka_to_parquet(&brokers, &topic("tansu"), dir.path());
-    // A second run of the same group finds nothing new to store.
+    kafka_to_parquet(
+        &brokers,
+        &topic("tansu"),
+        &["--create-partitions", "3"],
+        dir.path(),
+    );
     println!("tansu: stored 16474 events from 16563 records, read back by pyarrow");
 }

@@ -5,7 +5,7 @@
 //! record the flushed files hold. A crash before the commit re-reads
 //! records; a commit never covers a record that is not on disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use overreach_model::DataDir;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
@@ -45,6 +46,8 @@ fn consumer(job: &KafkaIngest) -> Result<BaseConsumer> {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // Report reaching the end of a partition, for --until-caught-up.
+        .set("enable.partition.eof", "true")
         // Cap librdkafka's prefetch queue so memory stays bounded.
         .set("queued.max.messages.kbytes", "65536")
         .create()
@@ -152,10 +155,15 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
     let mut batch = Batch::new();
     let mut uncommitted: BTreeMap<i32, i64> = BTreeMap::new();
     let mut last_progress = Instant::now();
-    let caught_up = |position: &BTreeMap<i32, i64>| {
+    // Partitions whose end the consumer reached after its last record.
+    // Some brokers (Tansu 0.6) report a high watermark short of the last
+    // batch, so reaching the watermark alone is not enough: the consumer
+    // must also have been told it is at the end.
+    let mut at_end: BTreeSet<i32> = BTreeSet::new();
+    let caught_up = |position: &BTreeMap<i32, i64>, at_end: &BTreeSet<i32>| {
         targets
             .iter()
-            .all(|(p, high)| position.get(p).is_some_and(|pos| pos >= high))
+            .all(|(p, high)| at_end.contains(p) && position.get(p).is_some_and(|pos| pos >= high))
     };
 
     loop {
@@ -163,12 +171,15 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
             info!("shutting down: flushing what was consumed");
             break;
         }
-        if job.until_caught_up && caught_up(&position) {
+        if job.until_caught_up && caught_up(&position, &at_end) {
             info!(topic, "caught up");
             break;
         }
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+            }
             Some(Err(e)) => warn!(topic, error = %e, "kafka error; librdkafka retries"),
             Some(Ok(msg)) => {
                 let (partition, offset) = (msg.partition(), msg.offset());
@@ -184,6 +195,7 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
                     &mut summary,
                 );
                 uncommitted.insert(partition, offset + 1);
+                at_end.remove(&partition);
                 let pos = position.entry(partition).or_insert(0);
                 *pos = (*pos).max(offset + 1);
             }

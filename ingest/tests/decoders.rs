@@ -112,6 +112,27 @@ fn kubernetes_resources_and_stages() {
 }
 
 #[test]
+fn kubernetes_requests_without_an_object_keep_their_path() {
+    let line = lines("k8s-audit-perfspec/audit-logs.v1.jsonl.gz")
+        .into_iter()
+        .find(|l| {
+            String::from_utf8_lossy(l)
+                .contains("\"auditID\":\"de328861-2bc8-4764-8605-1b380b768e13\"")
+        })
+        .expect("argocd-server's GET /version is in the sample");
+    let e = decode(&line, "x:1", &DecodeOptions::default())
+        .unwrap()
+        .event;
+    assert_eq!(e.action, "get");
+    assert_eq!(e.resource, "/version");
+    assert_eq!(e.resource_pattern, "/version");
+    assert!(e
+        .attributes
+        .unwrap()
+        .contains("\"requestURI\":\"/version\""));
+}
+
+#[test]
 fn kubernetes_v1beta1_impersonation_and_denies() {
     let opts = DecodeOptions::default();
     let events: Vec<_> = lines("k8s-audit-audit2rbac/demo-full-v1beta1.log")

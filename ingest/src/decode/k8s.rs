@@ -28,6 +28,7 @@ struct Event {
     #[serde(rename = "auditID")]
     audit_id: String,
     stage: Option<String>,
+    #[serde(rename = "requestURI")]
     request_uri: Option<String>,
     verb: String,
     user: UserInfo,
