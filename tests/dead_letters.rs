@@ -18,7 +18,7 @@ fn corpus() -> Vec<(Vec<u8>, Option<&'static str>)> {
     let opa = r#"{"decision_id":"80e5491b-7629-4d63-872a-25cc8ba4b820","path":"envoy/authz/allow","input":{"attributes":{"source":{"principal":"spiffe://cluster.local/ns/kube-flannel/sa/flannel"},"request":{"http":{"method":"GET","path":"/api/v1/nodes","host":"kubernetes.default.svc","headers":{"authorization":"Bearer abc"}}}}},"result":{"allowed":true},"timestamp":"2023-01-27T18:28:08.314899Z"}"#;
     vec![
         (native.as_bytes().to_vec(), None),
-        (native[..60].as_bytes().to_vec(), Some("invalid-json")),
+        (native.as_bytes()[..60].to_vec(), Some("invalid-json")),
         (
             b"{\"subject\": \"\xff\xfe\"}".to_vec(),
             Some("invalid-utf8"),

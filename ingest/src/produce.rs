@@ -110,7 +110,7 @@ pub fn run(job: &Produce) -> Result<u64> {
                 }
             }
             sent += 1;
-            if sent % 10_000 == 0 {
+            if sent.is_multiple_of(10_000) {
                 producer.poll(Duration::ZERO);
                 info!(sent, "producing");
             }

@@ -62,10 +62,7 @@ pub fn mask_path(path: &str) -> String {
 fn is_id_segment(seg: &str) -> bool {
     let is_hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
     let uuid = seg.len() == 36
-        && seg
-            .split('-')
-            .map(str::len)
-            .eq([8usize, 4, 4, 4, 12].into_iter())
+        && seg.split('-').map(str::len).eq([8usize, 4, 4, 4, 12])
         && is_hex(&seg.replace('-', ""));
     (!seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()))
         || uuid
