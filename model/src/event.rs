@@ -84,11 +84,12 @@ pub struct DecisionEvent {
     pub attributes: Option<String>,
 }
 
-fn utf8(name: &str, nullable: bool) -> Field {
+pub(crate) fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
 
-fn timestamp(name: &str, nullable: bool) -> Field {
+/// A UTC timestamp column with microsecond precision.
+pub(crate) fn timestamp(name: &str, nullable: bool) -> Field {
     Field::new(
         name,
         DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),

@@ -5,24 +5,14 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::event::{timestamp as ts, utf8};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-fn utf8(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Utf8, nullable)
-}
-
 fn int(name: &str) -> Field {
     Field::new(name, DataType::Int64, false)
-}
-
-fn ts(name: &str, nullable: bool) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        nullable,
-    )
 }
 
 fn list(name: &str) -> Field {

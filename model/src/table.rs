@@ -5,7 +5,7 @@
 //! (DuckDB, pyarrow, Spark) see ordinary typed columns.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -77,55 +77,57 @@ pub fn write_batch_atomic(
     batch: &RecordBatch,
     metadata: &[(String, String)],
 ) -> Result<u64> {
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TableError::Io { path, source }
-    };
+    publish(dest, tmp_dir, |tmp| {
+        let parquet_err = |source| TableError::Parquet {
+            path: tmp.to_owned(),
+            source,
+        };
+        let file = File::create(tmp).map_err(io_err(tmp))?;
+        let kv = metadata
+            .iter()
+            .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.clone(), v.clone()))
+            .collect::<Vec<_>>();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_key_value_metadata((!kv.is_empty()).then_some(kv))
+            .build();
+        let mut writer =
+            ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err)?;
+        writer.write(batch).map_err(parquet_err)?;
+        writer.into_inner().map_err(parquet_err)
+    })
+}
+
+/// Writes a small text file atomically (same protocol as Parquet files).
+pub fn write_text_atomic(dest: &Path, tmp_dir: &Path, text: &str) -> Result<()> {
+    publish(dest, tmp_dir, |tmp| {
+        let mut file = File::create(tmp).map_err(io_err(tmp))?;
+        file.write_all(text.as_bytes()).map_err(io_err(tmp))?;
+        Ok(file)
+    })
+    .map(|_| ())
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TableError {
+    let path = path.to_owned();
+    move |source| TableError::Io { path, source }
+}
+
+/// The one way a file appears in a data directory: `write` fills a
+/// temporary file under `tmp_dir`, which is synced, renamed to `dest`, and
+/// the destination directory synced. Returns the file's size.
+fn publish(dest: &Path, tmp_dir: &Path, write: impl FnOnce(&Path) -> Result<File>) -> Result<u64> {
     fs::create_dir_all(tmp_dir).map_err(io_err(tmp_dir))?;
     let parent = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
     let tmp = tmp_name(tmp_dir, dest);
-    let file = File::create(&tmp).map_err(io_err(&tmp))?;
-    let kv = metadata
-        .iter()
-        .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.clone(), v.clone()))
-        .collect::<Vec<_>>();
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_key_value_metadata((!kv.is_empty()).then_some(kv))
-        .build();
-    let parquet_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TableError::Parquet { path, source }
-    };
-    let mut writer =
-        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(parquet_err(&tmp))?;
-    writer.write(batch).map_err(parquet_err(&tmp))?;
-    let file = writer.into_inner().map_err(parquet_err(&tmp))?;
+    let file = write(&tmp)?;
     file.sync_all().map_err(io_err(&tmp))?;
     let bytes = file.metadata().map_err(io_err(&tmp))?.len();
     drop(file);
     fs::rename(&tmp, dest).map_err(io_err(dest))?;
     sync_dir(parent).map_err(io_err(parent))?;
     Ok(bytes)
-}
-
-/// Writes a small text file atomically (same protocol as Parquet files).
-pub fn write_text_atomic(dest: &Path, tmp_dir: &Path, text: &str) -> Result<()> {
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TableError::Io { path, source }
-    };
-    fs::create_dir_all(tmp_dir).map_err(io_err(tmp_dir))?;
-    let parent = dest.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let tmp = tmp_name(tmp_dir, dest);
-    fs::write(&tmp, text).map_err(io_err(&tmp))?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err(&tmp))?;
-    fs::rename(&tmp, dest).map_err(io_err(dest))?;
-    sync_dir(parent).map_err(io_err(parent))
 }
 
 /// A temporary name no other writer of this process or another uses.
