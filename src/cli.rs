@@ -96,6 +96,10 @@ pub struct DecodeArgs {
     /// Records larger than this many bytes are dead-lettered unparsed.
     #[arg(long, env = "OVERREACH_MAX_RECORD_BYTES", default_value_t = 1 << 20)]
     pub max_record_bytes: usize,
+    /// Events dated further than this into the future (of the ingest
+    /// clock) are dead-lettered as implausible (s, m, h, d).
+    #[arg(long, env = "OVERREACH_MAX_FUTURE", default_value = "1d")]
+    pub max_future: String,
 }
 
 impl DecodeArgs {
@@ -113,11 +117,14 @@ impl DecodeArgs {
                 self.opa_principal_path
             );
         }
+        let max_future = parse_duration(&self.max_future).context("--max-future")?;
         Ok(DecodeOptions {
             format: self.format,
             trust_domain: self.trust_domain.clone(),
             opa_principal_path: path,
             max_record_bytes: self.max_record_bytes,
+            latest: Some(Utc::now() + max_future),
+            ..DecodeOptions::default()
         })
     }
 }
@@ -162,6 +169,13 @@ pub struct IngestArgs {
     /// Exit once the partitions' high watermarks seen at start are reached.
     #[arg(long)]
     pub until_caught_up: bool,
+    /// How long the group waits for a silent member before moving its
+    /// partitions to the others (s, m).
+    #[arg(long, env = "OVERREACH_SESSION_TIMEOUT", default_value = "45s")]
+    pub session_timeout: String,
+    /// Serve Prometheus metrics (GET /metrics) on this address.
+    #[arg(long, env = "OVERREACH_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub decode: DecodeArgs,
     #[command(flatten)]
@@ -177,6 +191,11 @@ pub struct ProduceArgs {
     /// Create the topic with this many partitions if it does not exist.
     #[arg(long)]
     pub create_partitions: Option<i32>,
+    /// At most this many records per produced batch. Tansu 0.6 serves a
+    /// fetch only from the first offset of a batch, so consumers that seek
+    /// (restarts) need `--batch-records 1` against it.
+    #[arg(long)]
+    pub batch_records: Option<u32>,
     /// Files to replay (NDJSON, .gz, or - for stdin).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -306,7 +325,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 brokers: args.brokers,
                 topic: args.topic,
                 paths: args.files,
-                create_partitions: args.create_partitions,
+                batch_records: args.batch_records,
             };
             let sent = overreach_ingest::produce::run(&job)?;
             println!("produced {sent} messages to {}", job.topic);
@@ -355,6 +374,11 @@ fn ingest(rt: &tokio::runtime::Runtime, args: IngestArgs) -> Result<()> {
             decode,
             flush,
             until_caught_up: args.until_caught_up,
+            session_timeout: parse_duration(&args.session_timeout)
+                .context("--session-timeout")?
+                .to_std()
+                .context("--session-timeout")?,
+            metrics_listen: args.metrics_listen,
         };
         let shutdown = shutdown_flag(rt);
         overreach_ingest::kafka::run(&job, shutdown)?

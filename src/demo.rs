@@ -50,7 +50,7 @@ pub fn run(rt: &tokio::runtime::Runtime, args: DemoArgs) -> Result<()> {
         brokers: brokers.clone(),
         topic: TOPIC.into(),
         paths: vec![sample],
-        create_partitions: None,
+        batch_records: None,
     })?;
     println!("produce: {sent} Kubernetes audit records (PerfSPEC sample, CC-BY-4.0)");
 
@@ -63,6 +63,8 @@ pub fn run(rt: &tokio::runtime::Runtime, args: DemoArgs) -> Result<()> {
             decode: DecodeOptions::default(),
             flush: FlushPolicy::default(),
             until_caught_up: true,
+            session_timeout: std::time::Duration::from_secs(10),
+            metrics_listen: None,
         },
         Arc::new(AtomicBool::new(false)),
     )?;

@@ -9,7 +9,10 @@ use std::path::Path;
 use common::*;
 use overreach_ingest::sink::read_dead_letters;
 use overreach_model::DataDir;
+use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::time::Duration;
 
 /// Lines of a mixed input and, for bad ones, the reason we expect.
 fn corpus() -> Vec<(Vec<u8>, Option<&'static str>)> {
@@ -49,7 +52,7 @@ fn corpus() -> Vec<(Vec<u8>, Option<&'static str>)> {
     ]
 }
 
-fn check(data: &Path, origin_of: impl Fn(usize) -> String) {
+fn check(data: &Path, origin_of: impl Fn(usize) -> String, extra: &[(String, &str)]) {
     let corpus = corpus();
     let good = corpus.iter().filter(|(_, r)| r.is_none()).count() as u64;
     let (rows, _) = pyarrow_counts(data);
@@ -63,11 +66,12 @@ fn check(data: &Path, origin_of: impl Fn(usize) -> String) {
             .parse::<u64>()
             .unwrap()
     });
-    let expected: Vec<(String, &str)> = corpus
+    let mut expected: Vec<(String, &str)> = corpus
         .iter()
         .enumerate()
         .filter_map(|(i, (_, r))| r.map(|r| (origin_of(i), r)))
         .collect();
+    expected.extend(extra.iter().cloned());
     let got: Vec<(String, &str)> = dead
         .iter()
         .map(|d| (d.origin.clone(), d.reason.as_str()))
@@ -75,7 +79,7 @@ fn check(data: &Path, origin_of: impl Fn(usize) -> String) {
     assert_eq!(got, expected);
     for d in &dead {
         assert!(!d.error.is_empty());
-        assert!(d.size > 0);
+        assert!(d.size > 0 || d.reason == "empty");
     }
     // Credentials in headers never reach storage.
     let bytes: Vec<u8> = walk(&data.join("events"));
@@ -116,7 +120,7 @@ fn file_ingest_dead_letters_bad_lines_and_keeps_good_ones() {
     assert!(out.contains("10 records: 4 events stored"), "{out}");
     assert!(out.contains("6 dead-lettered"), "{out}");
     let name = input.display().to_string();
-    check(&data, |i| format!("{name}:{}", i + 1));
+    check(&data, |i| format!("{name}:{}", i + 1), &[]);
 }
 
 #[test]
@@ -141,6 +145,25 @@ fn kafka_ingest_dead_letters_bad_messages_with_their_offsets() {
         &topic,
         input.to_str().unwrap(),
     ]);
+    // What a file cannot carry: an empty message, a 4 MiB one (the mock
+    // cluster drops a partition's oldest records past 5 MiB, so not 10),
+    // and a time a century off, produced straight to the topic.
+    let mut huge = br#"{"subject": ""#.to_vec();
+    huge.resize(4 << 20, b'x');
+    let ancient = String::from_utf8(corpus()[0].0.clone())
+        .unwrap()
+        .replace("2026-11-30", "1925-11-30");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("message.max.bytes", "16000000")
+        .create()
+        .unwrap();
+    for payload in [&b""[..], &huge, ancient.as_bytes()] {
+        producer
+            .send(BaseRecord::<(), [u8]>::to(&topic).payload(payload))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
     let data = dir.path().join("data");
     let out = overreach(&[
         "ingest",
@@ -153,5 +176,21 @@ fn kafka_ingest_dead_letters_bad_messages_with_their_offsets() {
         "--until-caught-up",
     ]);
     assert!(out.contains("4 events stored"), "{out}");
-    check(&data, |i| format!("{topic}/0/{i}"));
+    let extra = [
+        (format!("{topic}/0/10"), "empty"),
+        (format!("{topic}/0/11"), "too-large"),
+        (format!("{topic}/0/12"), "implausible-timestamp"),
+    ];
+    check(&data, |i| format!("{topic}/0/{i}"), &extra);
+    // The oversized record is kept as its size and first bytes only.
+    let dead = read_dead_letters(&DataDir::new(&data)).unwrap();
+    let too_large = dead.iter().find(|d| d.reason == "too-large").unwrap();
+    assert_eq!(too_large.size, 4 << 20);
+    assert!(too_large.payload_truncated);
+    assert!(too_large.payload.len() <= 4096);
+    assert!(
+        too_large.error.contains("4194304 bytes"),
+        "{}",
+        too_large.error
+    );
 }

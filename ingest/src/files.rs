@@ -10,7 +10,7 @@ use overreach_model::DataDir;
 use tracing::info;
 
 use crate::decode::{decode, DecodeOptions};
-use crate::sink::{Batch, FlushPolicy, Summary};
+use crate::sink::{FlushPolicy, Sink, Summary};
 use crate::{IngestError, Result};
 
 /// What to ingest from files and where to put it.
@@ -64,8 +64,7 @@ pub fn for_each_line(path: &Path, mut f: impl FnMut(i64, &[u8]) -> Result<()>) -
 
 /// Ingests every line of every path. Blank lines are skipped.
 pub fn run(job: &FileIngest) -> Result<Summary> {
-    let mut summary = Summary::default();
-    let mut batch = Batch::new();
+    let mut sink = Sink::new(job.data.clone(), job.flush.clone());
     for path in &job.paths {
         let name = if path == Path::new("-") {
             "stdin".to_owned()
@@ -79,13 +78,10 @@ pub fn run(job: &FileIngest) -> Result<Summary> {
             }
             let origin = format!("{name}:{line}");
             let result = decode(bytes, &origin, &job.decode);
-            batch.push(result, bytes, &name, line, &origin, &mut summary);
-            if batch.is_due(&job.flush) {
-                batch.flush(&job.data, &mut summary)?;
-            }
+            sink.push(result, bytes, &name, line, &origin)?;
             Ok(())
         })?;
     }
-    batch.flush(&job.data, &mut summary)?;
-    Ok(summary)
+    sink.flush()?;
+    Ok(sink.into_summary())
 }

@@ -1,25 +1,37 @@
-//! Ingest from a Kafka topic through a consumer group.
+//! Ingest from a Kafka topic through a consumer group, exactly once into
+//! storage.
 //!
-//! The loop polls messages into a [`Batch`], flushes it when it is due
-//! and only then commits, for each partition, the offset after the last
-//! record the flushed files hold. A crash before the commit re-reads
-//! records; a commit never covers a record that is not on disk.
+//! Storage, not Kafka, says what has been ingested: every events file's
+//! footer records the last offset per partition its batch consumed (see
+//! [`crate::sink`]). On start and on every partition assignment the
+//! ingester reads those positions back and drops records at or before
+//! them, so a restart after a crash, a failed commit or a rebalance never
+//! stores a record twice. Committed group offsets follow storage (after
+//! each flush, and when partitions are revoked) so a restart re-reads
+//! little and lag stays visible to Kafka tools.
+//!
+//! Revocation flushes the batch before the partitions move, so the next
+//! owner finds everything consumed so far in storage.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use overreach_model::table::TableError;
 use overreach_model::DataDir;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use crate::decode::{decode, DecodeOptions};
-use crate::sink::{Batch, FlushPolicy, Summary};
+use crate::metrics::Snapshot;
+use crate::sink::{stored_positions, FlushPolicy, Flushed, Sink, Summary};
 use crate::{IngestError, Result};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,9 +48,159 @@ pub struct KafkaIngest {
     /// Stop once every partition has reached the high watermark it had
     /// when the run started.
     pub until_caught_up: bool,
+    /// How long the group waits for a silent member before moving its
+    /// partitions.
+    pub session_timeout: Duration,
+    /// Serve Prometheus metrics on this address.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
-fn consumer(job: &KafkaIngest) -> Result<BaseConsumer> {
+/// What the poll loop and the rebalance callbacks share. Both run on the
+/// polling thread, so the lock is never contended.
+struct Shared {
+    sink: Sink,
+    /// Last stored offset per partition of the topic.
+    stored: BTreeMap<i32, i64>,
+    /// Offsets made durable by a flush but not yet committed.
+    to_commit: BTreeMap<i32, i64>,
+    /// A storage failure inside a rebalance callback, reported by the loop.
+    failure: Option<TableError>,
+    topic_prefix: String,
+    /// Consumer lag per assigned partition, from librdkafka's statistics.
+    lag: BTreeMap<i32, i64>,
+}
+
+impl Shared {
+    /// Records what a flush made durable: stored, and committable.
+    fn flushed(&mut self, flushed: Flushed) {
+        for (source, last) in flushed {
+            let Some(partition) = source
+                .strip_prefix(&self.topic_prefix)
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let stored = self.stored.entry(partition).or_insert(last);
+            *stored = (*stored).max(last);
+            self.to_commit.insert(partition, last + 1);
+        }
+    }
+
+    fn flush(&mut self) -> std::result::Result<(), TableError> {
+        let flushed = self.sink.flush()?;
+        self.flushed(flushed);
+        Ok(())
+    }
+
+    fn reload_stored(&mut self, data: &DataDir, topic: &str) {
+        match stored_partitions(data, topic) {
+            Ok(stored) => {
+                for (p, last) in stored {
+                    let entry = self.stored.entry(p).or_insert(last);
+                    *entry = (*entry).max(last);
+                }
+            }
+            Err(e) => self.failure = Some(e),
+        }
+    }
+}
+
+struct IngestContext {
+    topic: String,
+    data: DataDir,
+    shared: Arc<Mutex<Shared>>,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // A panic while holding the lock leaves plain data behind; keep going.
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ClientContext for IngestContext {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        // Partition -1 is librdkafka's internal "unassigned" partition;
+        // a lag of -1 means unknown.
+        let lag = topic
+            .partitions
+            .values()
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| (p.partition, p.consumer_lag))
+            .collect();
+        lock(&self.shared).lag = lag;
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            info!(
+                partitions = partitions.count(),
+                "partitions revoked: flushing before they move"
+            );
+            let mut shared = lock(&self.shared);
+            if let Err(e) = shared.flush() {
+                shared.failure = Some(e);
+                return;
+            }
+            let to_commit = std::mem::take(&mut shared.to_commit);
+            commit(consumer, &self.topic, &to_commit);
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            // Another member may have stored more of these partitions;
+            // start each one after what storage holds, whatever the
+            // group's committed offset says.
+            let mut shared = lock(&self.shared);
+            shared.reload_stored(&self.data, &self.topic);
+            for element in partitions.elements_for_topic(&self.topic) {
+                let p = element.partition();
+                let offset = match shared.stored.get(&p) {
+                    Some(last) => Offset::Offset(last + 1),
+                    // Nothing stored: the partition's first record. (An
+                    // explicit offset: Tansu 0.6 stalls on a seek to the
+                    // logical "beginning".)
+                    None => match consumer.fetch_watermarks(&self.topic, p, METADATA_TIMEOUT) {
+                        Ok((low, _)) => Offset::Offset(low),
+                        Err(e) => {
+                            warn!(topic = %self.topic, partition = p, error = %e, "cannot read the low watermark; starting from the committed offset");
+                            continue;
+                        }
+                    },
+                };
+                if let Err(e) = consumer.seek(&self.topic, p, offset, Duration::ZERO) {
+                    // Records before the position are still dropped on
+                    // arrival; only the re-read costs time.
+                    warn!(topic = %self.topic, partition = p, error = %e, "cannot seek to the stored position");
+                }
+            }
+            info!(partitions = partitions.count(), stored = ?shared.stored, "partitions assigned");
+        }
+    }
+}
+
+/// The last stored offset per partition of `topic`.
+fn stored_partitions(
+    data: &DataDir,
+    topic: &str,
+) -> std::result::Result<BTreeMap<i32, i64>, TableError> {
+    let prefix = format!("{topic}/");
+    Ok(stored_positions(data)?
+        .into_iter()
+        .filter_map(|(source, last)| {
+            let partition = source.strip_prefix(&prefix)?.parse().ok()?;
+            Some((partition, last))
+        })
+        .collect())
+}
+
+fn consumer(job: &KafkaIngest, context: IngestContext) -> Result<BaseConsumer<IngestContext>> {
     ClientConfig::new()
         .set("bootstrap.servers", &job.brokers)
         .set("group.id", &job.group)
@@ -46,11 +208,28 @@ fn consumer(job: &KafkaIngest) -> Result<BaseConsumer> {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        .set(
+            "session.timeout.ms",
+            job.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (job.session_timeout.as_millis() / 3).max(100).to_string(),
+        )
         // Report reaching the end of a partition, for --until-caught-up.
         .set("enable.partition.eof", "true")
         // Cap librdkafka's prefetch queue so memory stays bounded.
         .set("queued.max.messages.kbytes", "65536")
-        .create()
+        // Statistics carry the consumer lag per partition, for metrics.
+        .set(
+            "statistics.interval.ms",
+            if job.metrics_listen.is_some() {
+                "5000"
+            } else {
+                "0"
+            },
+        )
+        .create_with_context(context)
         .map_err(IngestError::kafka(format!(
             "creating a consumer for {}",
             job.brokers
@@ -59,7 +238,10 @@ fn consumer(job: &KafkaIngest) -> Result<BaseConsumer> {
 
 /// The offset each partition must reach to be caught up: the high
 /// watermark at start, unless the partition is empty.
-fn targets(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>> {
+fn targets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>> {
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
         .map_err(IngestError::kafka(format!(
@@ -90,33 +272,7 @@ fn targets(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>> {
     Ok(out)
 }
 
-/// Where the group stands on each partition (committed offsets).
-fn committed(
-    consumer: &BaseConsumer,
-    topic: &str,
-    partitions: &BTreeMap<i32, i64>,
-) -> BTreeMap<i32, i64> {
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions.keys() {
-        tpl.add_partition(topic, *p);
-    }
-    match consumer.committed_offsets(tpl, METADATA_TIMEOUT) {
-        Ok(list) => list
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
-            })
-            .collect(),
-        Err(e) => {
-            warn!(topic, error = %e, "could not read committed offsets; assuming none");
-            BTreeMap::new()
-        }
-    }
-}
-
-fn commit(consumer: &BaseConsumer, topic: &str, next: &BTreeMap<i32, i64>) {
+fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, next: &BTreeMap<i32, i64>) {
     if next.is_empty() {
         return;
     }
@@ -127,17 +283,52 @@ fn commit(consumer: &BaseConsumer, topic: &str, next: &BTreeMap<i32, i64>) {
         }
     }
     if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-        // The data is durable; the records will be read again after a
-        // restart. Exactly-once across restarts is the storage's job.
-        warn!(topic, error = %e, "offset commit failed; records after the last commit may be read again");
+        // Storage holds the records and the positions; a failed commit
+        // only means re-reading (and dropping) them after a restart.
+        warn!(topic, error = %e, "offset commit failed; storage positions still prevent duplicates");
     }
 }
 
 /// Consumes until `shutdown` is set (or, with `until_caught_up`, until
 /// caught up), then flushes, commits and returns the totals.
 pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
-    let consumer = consumer(job)?;
     let topic = job.topic.as_str();
+    let mut initial = Shared {
+        sink: Sink::new(job.data.clone(), job.flush.clone()),
+        stored: BTreeMap::new(),
+        to_commit: BTreeMap::new(),
+        failure: None,
+        topic_prefix: format!("{topic}/"),
+        lag: BTreeMap::new(),
+    };
+    initial.reload_stored(&job.data, topic);
+    if let Some(e) = initial.failure.take() {
+        return Err(e.into());
+    }
+    info!(topic, stored = ?initial.stored, "positions already in storage");
+    let shared = Arc::new(Mutex::new(initial));
+    if let Some(addr) = job.metrics_listen {
+        let (shared, topic) = (shared.clone(), job.topic.clone());
+        let snapshot = move || {
+            let s = lock(&shared);
+            Snapshot {
+                summary: s.sink.summary().clone(),
+                topic: topic.clone(),
+                lag: s.lag.clone(),
+            }
+        };
+        let bound = crate::metrics::serve(addr, Arc::new(snapshot))
+            .map_err(|e| IngestError::KafkaSetup(format!("cannot serve metrics on {addr}: {e}")))?;
+        info!(%bound, "metrics");
+    }
+    let consumer = consumer(
+        job,
+        IngestContext {
+            topic: job.topic.clone(),
+            data: job.data.clone(),
+            shared: shared.clone(),
+        },
+    )?;
     let targets = if job.until_caught_up {
         let t = targets(&consumer, topic)?;
         info!(topic, partitions = ?t, "catching up to high watermarks");
@@ -145,37 +336,43 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
     } else {
         BTreeMap::new()
     };
-    let mut position = committed(&consumer, topic, &targets);
     consumer
         .subscribe(&[topic])
         .map_err(IngestError::kafka(format!("subscribing to {topic}")))?;
     info!(brokers = %job.brokers, topic, group = %job.group, "consuming");
 
-    let mut summary = Summary::default();
-    let mut batch = Batch::new();
-    let mut uncommitted: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut last_progress = Instant::now();
     // Partitions whose end the consumer reached after its last record.
     // Some brokers (Tansu 0.6) report a high watermark short of the last
     // batch, so reaching the watermark alone is not enough: the consumer
     // must also have been told it is at the end.
     let mut at_end: BTreeSet<i32> = BTreeSet::new();
-    let caught_up = |position: &BTreeMap<i32, i64>, at_end: &BTreeSet<i32>| {
-        targets
-            .iter()
-            .all(|(p, high)| at_end.contains(p) && position.get(p).is_some_and(|pos| pos >= high))
-    };
+    // The next offset per partition: consumed, or already in storage.
+    let mut position: BTreeMap<i32, i64> = lock(&shared)
+        .stored
+        .iter()
+        .map(|(p, last)| (*p, last + 1))
+        .collect();
+    let mut last_progress = Instant::now();
 
     loop {
         if shutdown.load(Ordering::Relaxed) {
             info!("shutting down: flushing what was consumed");
             break;
         }
-        if job.until_caught_up && caught_up(&position, &at_end) {
+        let caught_up = targets.iter().all(|(p, high)| {
+            at_end.contains(p) && position.get(p).is_some_and(|next| next >= high)
+        });
+        if job.until_caught_up && caught_up {
             info!(topic, "caught up");
             break;
         }
-        match consumer.poll(Duration::from_millis(200)) {
+        let polled = consumer.poll(Duration::from_millis(200));
+        let mut guard = lock(&shared);
+        let shared = &mut *guard;
+        if let Some(e) = shared.failure.take() {
+            return Err(e.into());
+        }
+        match polled {
             None => {}
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 at_end.insert(partition);
@@ -183,39 +380,48 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
             Some(Err(e)) => warn!(topic, error = %e, "kafka error; librdkafka retries"),
             Some(Ok(msg)) => {
                 let (partition, offset) = (msg.partition(), msg.offset());
-                let payload = msg.payload().unwrap_or(&[]);
-                let origin = format!("{topic}/{partition}/{offset}");
-                let source = format!("{topic}/{partition}");
-                batch.push(
-                    decode(payload, &origin, &job.decode),
-                    payload,
-                    &source,
-                    offset,
-                    &origin,
-                    &mut summary,
-                );
-                uncommitted.insert(partition, offset + 1);
                 at_end.remove(&partition);
-                let pos = position.entry(partition).or_insert(0);
-                *pos = (*pos).max(offset + 1);
+                let next = position.entry(partition).or_insert(0);
+                *next = (*next).max(offset + 1);
+                if shared
+                    .stored
+                    .get(&partition)
+                    .is_some_and(|last| offset <= *last)
+                {
+                    // Already in storage: re-read after a restart or a move.
+                    shared.sink.note_already_stored();
+                } else {
+                    let payload = msg.payload().unwrap_or(&[]);
+                    let origin = format!("{topic}/{partition}/{offset}");
+                    let source = format!("{topic}/{partition}");
+                    let result = decode(payload, &origin, &job.decode);
+                    let flushed = shared
+                        .sink
+                        .push(result, payload, &source, offset, &origin)?;
+                    shared.flushed(flushed);
+                }
             }
         }
-        if batch.is_due(&job.flush) {
-            batch.flush(&job.data, &mut summary)?;
-            commit(&consumer, topic, &uncommitted);
-            uncommitted.clear();
-        }
+        let flushed = shared.sink.flush_if_due()?;
+        shared.flushed(flushed);
         if last_progress.elapsed() >= Duration::from_secs(10) {
             last_progress = Instant::now();
+            let s = shared.sink.summary();
             info!(
-                records = summary.records,
-                stored = summary.stored,
-                dead_lettered = summary.dead_lettered,
+                records = s.records,
+                stored = s.stored,
+                dead_lettered = s.dead_lettered,
+                already_stored = s.already_stored,
                 "progress"
             );
         }
+        let to_commit = std::mem::take(&mut shared.to_commit);
+        drop(guard);
+        commit(&consumer, topic, &to_commit);
     }
-    batch.flush(&job.data, &mut summary)?;
-    commit(&consumer, topic, &uncommitted);
-    Ok(summary)
+    let mut shared = lock(&shared);
+    shared.flush()?;
+    let to_commit = std::mem::take(&mut shared.to_commit);
+    commit(&consumer, topic, &to_commit);
+    Ok(shared.sink.summary().clone())
 }

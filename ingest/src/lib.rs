@@ -18,6 +18,7 @@
 pub mod decode;
 pub mod files;
 pub mod kafka;
+pub mod metrics;
 pub mod produce;
 pub mod sink;
 

@@ -23,8 +23,9 @@ pub struct Produce {
     pub brokers: String,
     pub topic: String,
     pub paths: Vec<PathBuf>,
-    /// Create the topic with this many partitions when it does not exist.
-    pub create_partitions: Option<i32>,
+    /// At most this many records per produced batch (librdkafka's
+    /// `batch.num.messages`); `None` leaves librdkafka's default.
+    pub batch_records: Option<u32>,
 }
 
 #[derive(Default)]
@@ -75,7 +76,11 @@ pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result
 /// Sends every non-blank line as one message; returns how many were
 /// delivered. Fails if any message could not be delivered.
 pub fn run(job: &Produce) -> Result<u64> {
-    let producer: BaseProducer<Deliveries> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if let Some(n) = job.batch_records {
+        config.set("batch.num.messages", n.max(1).to_string());
+    }
+    let producer: BaseProducer<Deliveries> = config
         .set("bootstrap.servers", &job.brokers)
         .set("client.id", "overreach-produce")
         .set("linger.ms", "20")

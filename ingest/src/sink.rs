@@ -1,9 +1,15 @@
 //! The batch between decoding and storage.
 //!
-//! Decoded events and dead letters accumulate in a [`Batch`]; a flush
-//! writes the events as one Parquet file per event day and the dead
-//! letters as one JSON-lines file, each atomically. The caller moves its
-//! source position (Kafka offsets) only after `flush` returned.
+//! Decoded events and dead letters accumulate in a [`Sink`]'s batch. A
+//! batch holds events of one day only (a record of another day flushes the
+//! batch first), so a flush writes exactly one events file: the dead
+//! letters first, then the events file, whose Parquet footer records, per
+//! source (`topic/partition` or file), the first and last position the
+//! batch consumed. That footer is the commit point: once the file is in
+//! place, every record up to those positions is stored or dead-lettered,
+//! and [`stored_positions`] reads the positions back after a restart. A
+//! batch of dead letters only still writes an (empty) events file, so its
+//! progress is recorded too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -64,8 +70,14 @@ pub struct Summary {
     pub reused_ids: u64,
     pub dead_lettered: u64,
     pub dead_letter_reasons: BTreeMap<String, u64>,
+    /// Records dropped because storage already held them (re-read after a
+    /// restart or a partition move).
+    pub already_stored: u64,
     pub files: u64,
     pub bytes: u64,
+    /// Batches written, and the time spent writing them.
+    pub flushes: u64,
+    pub flush_seconds: f64,
 }
 
 impl std::fmt::Display for Summary {
@@ -83,12 +95,15 @@ impl std::fmt::Display for Summary {
                 .collect();
             write!(f, " ({})", reasons.join(", "))?;
         }
+        if self.already_stored > 0 {
+            write!(f, "; {} already stored", self.already_stored)?;
+        }
         write!(f, "; {} files, {} bytes written", self.files, self.bytes)
     }
 }
 
 /// Events and dead letters waiting to be written.
-pub struct Batch {
+struct Batch {
     events: Vec<DecisionEvent>,
     ranks: Vec<u8>,
     by_event_id: HashMap<String, usize>,
@@ -99,16 +114,12 @@ pub struct Batch {
     started: Option<Instant>,
     /// Per source (`topic/partition` or file), the first and last position.
     ranges: BTreeMap<String, (i64, i64)>,
-}
-
-impl Default for Batch {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The event day all events of the batch belong to.
+    day: Option<NaiveDate>,
 }
 
 impl Batch {
-    pub fn new() -> Self {
+    fn new() -> Self {
         Self {
             events: Vec::new(),
             ranks: Vec::new(),
@@ -118,18 +129,19 @@ impl Batch {
             bytes: 0,
             started: None,
             ranges: BTreeMap::new(),
+            day: None,
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.events.is_empty() && self.dead.is_empty()
     }
 
-    pub fn rows(&self) -> usize {
+    fn rows(&self) -> usize {
         self.events.len() + self.dead.len()
     }
 
-    pub fn is_due(&self, policy: &FlushPolicy) -> bool {
+    fn is_due(&self, policy: &FlushPolicy) -> bool {
         self.rows() >= policy.max_rows
             || self.bytes >= policy.max_bytes
             || self
@@ -149,9 +161,9 @@ impl Batch {
             .or_insert((position, position));
     }
 
-    /// Adds the result of decoding one record of `size` bytes found at
+    /// Adds the result of decoding one record of `raw` found at
     /// `position` of `source`.
-    pub fn push(
+    fn push(
         &mut self,
         result: Result<Decoded, DecodeError>,
         raw: &[u8],
@@ -222,56 +234,184 @@ impl Batch {
             ingested_at: Utc::now(),
         });
     }
+}
 
-    /// The highest position per source in this batch.
-    pub fn ranges(&self) -> &BTreeMap<String, (i64, i64)> {
-        &self.ranges
+/// Where decoded records go: a batch, flushed to a data directory.
+pub struct Sink {
+    data: DataDir,
+    policy: FlushPolicy,
+    batch: Batch,
+    summary: Summary,
+    /// The day of the last events written, for batches without events.
+    last_day: Option<NaiveDate>,
+}
+
+impl Sink {
+    pub fn new(data: DataDir, policy: FlushPolicy) -> Self {
+        Self {
+            data,
+            policy,
+            batch: Batch::new(),
+            summary: Summary::default(),
+            last_day: None,
+        }
     }
 
-    /// Writes the batch durably and empties it.
-    pub fn flush(&mut self, data: &DataDir, summary: &mut Summary) -> Result<(), TableError> {
-        if self.ranges.is_empty() {
-            return Ok(());
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Counts a record dropped because storage already holds it.
+    pub fn note_already_stored(&mut self) {
+        self.summary.already_stored += 1;
+    }
+
+    pub fn into_summary(self) -> Summary {
+        self.summary
+    }
+
+    /// Adds the result of decoding one record of `raw` found at `position`
+    /// of `source`. An event of another day than the batch's flushes the
+    /// batch first; so does a full batch. Returns the last position per
+    /// source that became durable (empty when nothing was flushed).
+    pub fn push(
+        &mut self,
+        result: Result<Decoded, DecodeError>,
+        raw: &[u8],
+        source: &str,
+        position: i64,
+        origin: &str,
+    ) -> Result<Flushed, TableError> {
+        let other_day = match (&result, self.batch.day) {
+            (Ok(d), Some(day)) => d.event.time.date_naive() != day,
+            _ => false,
+        };
+        let mut flushed = if other_day {
+            self.flush()?
+        } else {
+            Flushed::new()
+        };
+        self.batch
+            .push(result, raw, source, position, origin, &mut self.summary);
+        for (source, last) in self.flush_if_due()? {
+            flushed.insert(source, last);
+        }
+        Ok(flushed)
+    }
+
+    /// Flushes when the batch is full or old enough.
+    pub fn flush_if_due(&mut self) -> Result<Flushed, TableError> {
+        if self.batch.is_due(&self.policy) {
+            self.flush()
+        } else {
+            Ok(Flushed::new())
+        }
+    }
+
+    /// Writes the batch durably and empties it. Returns the last position
+    /// per source it covered (empty when there was nothing to write).
+    pub fn flush(&mut self) -> Result<Flushed, TableError> {
+        let batch = &mut self.batch;
+        if batch.ranges.is_empty() {
+            return Ok(Flushed::new());
         }
         let started = Instant::now();
-        let ranges_json = serde_json::to_string(&self.ranges).unwrap_or_default();
+        let ranges_json = serde_json::to_string(&batch.ranges).unwrap_or_default();
         let batch_id = stable_id(&[&ranges_json]);
-        let metadata = vec![("overreach.source_ranges".to_owned(), ranges_json)];
-        let mut by_day: BTreeMap<NaiveDate, Vec<DecisionEvent>> = BTreeMap::new();
-        for event in self.events.drain(..) {
-            by_day
-                .entry(event.time.date_naive())
-                .or_default()
-                .push(event);
-        }
-        let schema = event_schema();
-        for (day, events) in &by_day {
-            let dest = data
-                .events_partition(*day)
-                .join(format!("part-{}.parquet", &batch_id[..20]));
-            let bytes = write_rows_atomic(&dest, &data.tmp(), &schema, events, &metadata)?;
-            summary.stored += events.len() as u64;
-            summary.files += 1;
-            summary.bytes += bytes;
-        }
-        if !self.dead.is_empty() {
-            let dest = data
+        if !batch.dead.is_empty() {
+            let dest = self
+                .data
                 .dead_letter()
                 .join(format!("dead-{}.jsonl", &batch_id[..20]));
-            let text = to_jsonl(&self.dead);
-            write_text_atomic(&dest, &data.tmp(), &text)?;
-            summary.bytes += text.len() as u64;
-            summary.files += 1;
+            let text = to_jsonl(&batch.dead);
+            write_text_atomic(&dest, &self.data.tmp(), &text)?;
+            self.summary.bytes += text.len() as u64;
+            self.summary.files += 1;
         }
+        let day = batch
+            .day
+            .or(self.last_day)
+            .unwrap_or_else(|| Utc::now().date_naive());
+        let dest = self
+            .data
+            .events_partition(day)
+            .join(format!("part-{}.parquet", &batch_id[..20]));
+        let metadata = vec![(SOURCE_RANGES_KEY.to_owned(), ranges_json)];
+        let bytes = write_rows_atomic(
+            &dest,
+            &self.data.tmp(),
+            &event_schema(),
+            &batch.events,
+            &metadata,
+        )?;
+        self.summary.stored += batch.events.len() as u64;
+        self.summary.files += 1;
+        self.summary.bytes += bytes;
+        self.summary.flushes += 1;
+        self.summary.flush_seconds += started.elapsed().as_secs_f64();
         info!(
-            events = by_day.values().map(Vec::len).sum::<usize>(),
-            dead_letters = self.dead.len(),
+            events = batch.events.len(),
+            dead_letters = batch.dead.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "flushed batch"
         );
-        *self = Batch::new();
-        Ok(())
+        self.last_day = Some(day);
+        let flushed = batch
+            .ranges
+            .iter()
+            .map(|(s, (_, last))| (s.clone(), *last))
+            .collect();
+        *batch = Batch::new();
+        Ok(flushed)
     }
+}
+
+/// The last position per source that a flush made durable.
+pub type Flushed = BTreeMap<String, i64>;
+
+/// The footer key holding a file's source ranges (JSON object
+/// `{"topic/partition": [first, last], ...}`).
+pub const SOURCE_RANGES_KEY: &str = "overreach.source_ranges";
+
+/// The last stored position of every source, read from the footers of the
+/// events files under `data`: every record at or before it is stored or
+/// dead-lettered.
+pub fn stored_positions(data: &DataDir) -> Result<BTreeMap<String, i64>, TableError> {
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
+    for path in parquet_files(&data.events()).map_err(|source| TableError::Io {
+        path: data.events(),
+        source,
+    })? {
+        let Some(json) = overreach_model::table::footer_value(&path, SOURCE_RANGES_KEY)? else {
+            continue;
+        };
+        let ranges: BTreeMap<String, (i64, i64)> =
+            serde_json::from_str(&json).map_err(|e| TableError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+        for (source, (_, last)) in ranges {
+            let entry = out.entry(source).or_insert(last);
+            *entry = (*entry).max(last);
+        }
+    }
+    Ok(out)
+}
+
+fn parquet_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(parquet_files(&path)?);
+        } else if path.extension().is_some_and(|x| x == "parquet") {
+            out.push(path);
+        }
+    }
+    Ok(out)
 }
 
 fn to_jsonl<T: Serialize>(rows: &[T]) -> String {

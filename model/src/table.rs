@@ -148,6 +148,22 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The value of one key of a Parquet file's footer metadata.
+pub fn footer_value(path: &Path, key: &str) -> Result<Option<String>> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| TableError::Parquet {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == key))
+        .and_then(|e| e.value.clone()))
+}
+
 /// Reads every row of one Parquet file into `T`.
 pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let file = File::open(path).map_err(|source| TableError::Io {

@@ -11,6 +11,8 @@ mod subject;
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
+
 use overreach_model::DecisionEvent;
 use serde::Deserialize;
 
@@ -66,6 +68,11 @@ pub struct DecodeOptions {
     pub opa_principal_path: Vec<String>,
     /// Records larger than this are dead-lettered without being parsed.
     pub max_record_bytes: usize,
+    /// Events dated before this are implausible (a broken clock, a unit
+    /// mix-up) and dead-lettered.
+    pub earliest: DateTime<Utc>,
+    /// Events dated after this are implausible; `None` accepts any future.
+    pub latest: Option<DateTime<Utc>>,
 }
 
 impl Default for DecodeOptions {
@@ -78,6 +85,8 @@ impl Default for DecodeOptions {
                 .map(String::from)
                 .collect(),
             max_record_bytes: 1 << 20,
+            earliest: DateTime::from_timestamp(946_684_800, 0).unwrap_or_default(), // 2000-01-01
+            latest: None,
         }
     }
 }
@@ -96,6 +105,7 @@ pub enum Reason {
     InvalidValue,
     InvalidSpiffeId,
     InvalidTimestamp,
+    ImplausibleTimestamp,
 }
 
 impl Reason {
@@ -111,6 +121,7 @@ impl Reason {
             Reason::InvalidValue => "invalid-value",
             Reason::InvalidSpiffeId => "invalid-spiffe-id",
             Reason::InvalidTimestamp => "invalid-timestamp",
+            Reason::ImplausibleTimestamp => "implausible-timestamp",
         }
     }
 }
@@ -188,12 +199,25 @@ pub fn decode(bytes: &[u8], origin: &str, opts: &DecodeOptions) -> Result<Decode
         Format::Auto => sniff(text)?,
         f => f,
     };
-    match format {
+    let decoded = match format {
         Format::Native => native::decode(text, origin, opts),
         Format::K8sAudit => k8s::decode(text, origin, opts),
         Format::Opa => opa::decode(text, origin, opts),
         Format::Auto => unreachable!("sniff never returns Auto"),
+    }?;
+    let time = decoded.event.time;
+    if time < opts.earliest || opts.latest.is_some_and(|latest| time > latest) {
+        return Err(DecodeError::new(
+            Reason::ImplausibleTimestamp,
+            format!(
+                "event time {} is outside the plausible range {} to {}",
+                time.to_rfc3339(),
+                opts.earliest.to_rfc3339(),
+                opts.latest.map_or("any".into(), |t| t.to_rfc3339())
+            ),
+        ));
     }
+    Ok(decoded)
 }
 
 /// Just enough of a record to tell the formats apart, without building a
@@ -287,6 +311,26 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
+    }
+
+    #[test]
+    fn refuses_implausible_times() {
+        let line = br#"{"time":"1970-01-01T00:00:01Z","subject":"u","action":"get","resource":"/","decision":"allow"}"#;
+        let err = decode(line, "f:1", &opts()).unwrap_err();
+        assert_eq!(err.reason, Reason::ImplausibleTimestamp, "{err}");
+        let future = br#"{"time":"2090-01-01T00:00:00Z","subject":"u","action":"get","resource":"/","decision":"allow"}"#;
+        assert!(
+            decode(future, "f:1", &opts()).is_ok(),
+            "no upper bound by default"
+        );
+        let bounded = DecodeOptions {
+            latest: DateTime::from_timestamp(2_000_000_000, 0),
+            ..opts()
+        };
+        assert_eq!(
+            decode(future, "f:1", &bounded).unwrap_err().reason,
+            Reason::ImplausibleTimestamp
+        );
     }
 
     #[test]
