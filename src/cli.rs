@@ -134,6 +134,9 @@ pub struct FlushArgs {
     /// Write a Parquet file once this many records are waiting.
     #[arg(long, env = "OVERREACH_BATCH_ROWS", default_value_t = 100_000)]
     pub batch_rows: usize,
+    /// ... or once the waiting records hold this many bytes ...
+    #[arg(long, env = "OVERREACH_BATCH_BYTES", default_value_t = 64 << 20)]
+    pub batch_bytes: usize,
     /// ... or once the oldest waiting record is this old (s, m, h).
     #[arg(long, env = "OVERREACH_FLUSH_INTERVAL", default_value = "5s")]
     pub flush_interval: String,
@@ -144,8 +147,8 @@ impl FlushArgs {
         let age = parse_duration(&self.flush_interval).context("--flush-interval")?;
         Ok(FlushPolicy {
             max_rows: self.batch_rows.max(1),
+            max_bytes: self.batch_bytes.max(1),
             max_age: age.to_std().unwrap_or(Duration::from_secs(5)),
-            ..FlushPolicy::default()
         })
     }
 }
@@ -176,6 +179,9 @@ pub struct IngestArgs {
     /// Serve Prometheus metrics (GET /metrics) on this address.
     #[arg(long, env = "OVERREACH_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Also send dead letters (JSON, keyed by origin) to this topic.
+    #[arg(long, env = "OVERREACH_DEAD_LETTER_TOPIC")]
+    pub dead_letter_topic: Option<String>,
     #[command(flatten)]
     pub decode: DecodeArgs,
     #[command(flatten)]
@@ -379,6 +385,7 @@ fn ingest(rt: &tokio::runtime::Runtime, args: IngestArgs) -> Result<()> {
                 .to_std()
                 .context("--session-timeout")?,
             metrics_listen: args.metrics_listen,
+            dead_letter_topic: args.dead_letter_topic,
         };
         let shutdown = shutdown_flag(rt);
         overreach_ingest::kafka::run(&job, shutdown)?

@@ -65,6 +65,7 @@ pub fn run(rt: &tokio::runtime::Runtime, args: DemoArgs) -> Result<()> {
             until_caught_up: true,
             session_timeout: std::time::Duration::from_secs(10),
             metrics_listen: None,
+            dead_letter_topic: None,
         },
         Arc::new(AtomicBool::new(false)),
     )?;

@@ -10,6 +10,8 @@ use common::*;
 use overreach_ingest::sink::read_dead_letters;
 use overreach_model::DataDir;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::time::Duration;
@@ -99,16 +101,21 @@ fn walk(dir: &Path) -> Vec<u8> {
     out
 }
 
-#[test]
-fn file_ingest_dead_letters_bad_lines_and_keeps_good_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("mixed.jsonl");
-    let mut f = std::fs::File::create(&input).unwrap();
+/// The corpus as a file of lines.
+fn write_corpus(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("mixed.jsonl");
+    let mut f = std::fs::File::create(&path).unwrap();
     for (line, _) in corpus() {
         f.write_all(&line).unwrap();
         f.write_all(b"\n").unwrap();
     }
-    drop(f);
+    path
+}
+
+#[test]
+fn file_ingest_dead_letters_bad_lines_and_keeps_good_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_corpus(dir.path());
     let data = dir.path().join("data");
     let out = overreach(&[
         "ingest",
@@ -130,13 +137,7 @@ fn kafka_ingest_dead_letters_bad_messages_with_their_offsets() {
     let topic = topic("poison");
     cluster.create_topic(&topic, 1, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("mixed.jsonl");
-    let mut f = std::fs::File::create(&input).unwrap();
-    for (line, _) in corpus() {
-        f.write_all(&line).unwrap();
-        f.write_all(b"\n").unwrap();
-    }
-    drop(f);
+    let input = write_corpus(dir.path());
     overreach(&[
         "produce",
         "--brokers",
@@ -174,6 +175,8 @@ fn kafka_ingest_dead_letters_bad_messages_with_their_offsets() {
         "--data",
         data.to_str().unwrap(),
         "--until-caught-up",
+        "--dead-letter-topic",
+        &format!("{topic}-dead"),
     ]);
     assert!(out.contains("4 events stored"), "{out}");
     let extra = [
@@ -187,10 +190,69 @@ fn kafka_ingest_dead_letters_bad_messages_with_their_offsets() {
     let too_large = dead.iter().find(|d| d.reason == "too-large").unwrap();
     assert_eq!(too_large.size, 4 << 20);
     assert!(too_large.payload_truncated);
+
+    // The same dead letters went to the dead-letter topic, keyed by origin.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", format!("{topic}-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&format!("{topic}-dead")]).unwrap();
+    let mut keys = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while keys.len() < dead.len() && std::time::Instant::now() < deadline {
+        if let Some(Ok(msg)) = consumer.poll(Duration::from_millis(200)) {
+            let letter: serde_json::Value = serde_json::from_slice(msg.payload().unwrap()).unwrap();
+            let key = String::from_utf8(msg.key().unwrap().to_vec()).unwrap();
+            assert_eq!(letter["origin"], key.as_str());
+            keys.push(key);
+        }
+    }
+    keys.sort();
+    let mut origins: Vec<String> = dead.iter().map(|d| d.origin.clone()).collect();
+    origins.sort();
+    assert_eq!(keys, origins);
     assert!(too_large.payload.len() <= 4096);
     assert!(
         too_large.error.contains("4194304 bytes"),
         "{}",
         too_large.error
     );
+}
+
+#[test]
+fn a_10_mb_record_is_dead_lettered_as_its_size_and_first_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.jsonl");
+    let good = String::from_utf8(corpus()[0].0.clone()).unwrap();
+    let mut huge = br#"{"subject": ""#.to_vec();
+    huge.resize(10 << 20, b'x');
+    let mut bytes = good.clone().into_bytes();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&huge);
+    bytes.push(b'\n');
+    bytes.extend_from_slice(good.replace("\"n-1\"", "\"n-3\"").as_bytes());
+    std::fs::write(&input, bytes).unwrap();
+    let data = dir.path().join("data");
+    let out = overreach(&[
+        "ingest",
+        "--file",
+        input.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(out.contains("3 records: 2 events stored"), "{out}");
+    let dead = read_dead_letters(&DataDir::new(&data)).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason, "too-large");
+    assert_eq!(dead[0].origin, format!("{}:2", input.display()));
+    assert_eq!(dead[0].size, 10 << 20);
+    assert!(dead[0].payload.len() <= 4096 && dead[0].payload_truncated);
+    // The dead-letter store holds the first bytes, not a copy of 10 MB.
+    let stored: u64 = std::fs::read_dir(data.join("dead-letter"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(stored < 16 << 10, "dead-letter store holds {stored} bytes");
 }

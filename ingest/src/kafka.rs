@@ -25,13 +25,16 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use crate::decode::{decode, DecodeOptions};
 use crate::metrics::Snapshot;
-use crate::sink::{stored_positions, FlushPolicy, Flushed, Sink, Summary};
+use crate::sink::{
+    stored_positions, DeadLetter, DeadLetterHook, FlushPolicy, Flushed, Sink, Summary,
+};
 use crate::{IngestError, Result};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,6 +56,37 @@ pub struct KafkaIngest {
     pub session_timeout: Duration,
     /// Serve Prometheus metrics on this address.
     pub metrics_listen: Option<SocketAddr>,
+    /// Also send every dead letter (as JSON, keyed by its origin) to this
+    /// topic.
+    pub dead_letter_topic: Option<String>,
+}
+
+/// Sends dead letters to a topic. The dead-letter store on disk is the
+/// record of truth; a failed send is logged, not fatal.
+fn dead_letter_producer(brokers: &str, topic: &str) -> Result<DeadLetterHook> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("client.id", "overreach-dead-letters")
+        .set("message.max.bytes", "2000000")
+        .create()
+        .map_err(IngestError::kafka(format!(
+            "creating a dead-letter producer for {brokers}"
+        )))?;
+    let topic = topic.to_owned();
+    Ok(Box::new(move |dead: &[DeadLetter]| {
+        for letter in dead {
+            let payload = serde_json::to_vec(letter).unwrap_or_default();
+            let record = BaseRecord::<str, [u8]>::to(&topic)
+                .key(letter.origin.as_str())
+                .payload(&payload);
+            if let Err((e, _)) = producer.send(record) {
+                warn!(topic = %topic, origin = %letter.origin, error = %e, "dead letter not sent to topic");
+            }
+        }
+        if let Err(e) = producer.flush(Duration::from_secs(30)) {
+            warn!(topic = %topic, error = %e, "dead letters not confirmed by the broker");
+        }
+    }))
 }
 
 /// What the poll loop and the rebalance callbacks share. Both run on the
@@ -68,6 +102,15 @@ struct Shared {
     topic_prefix: String,
     /// Consumer lag per assigned partition, from librdkafka's statistics.
     lag: BTreeMap<i32, i64>,
+    /// How long the loop waits before polling again after broker errors.
+    backoff: Duration,
+}
+
+/// Exponential backoff after `errors` broker errors in a row: 100 ms,
+/// doubling, at most 5 s.
+fn backoff_after(errors: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << errors.saturating_sub(1).min(6)))
+        .min(Duration::from_secs(5))
 }
 
 impl Shared {
@@ -293,13 +336,18 @@ fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, next: &BT
 /// caught up), then flushes, commits and returns the totals.
 pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
     let topic = job.topic.as_str();
+    let mut sink = Sink::new(job.data.clone(), job.flush.clone());
+    if let Some(dl_topic) = &job.dead_letter_topic {
+        sink = sink.with_dead_letter_hook(dead_letter_producer(&job.brokers, dl_topic)?);
+    }
     let mut initial = Shared {
-        sink: Sink::new(job.data.clone(), job.flush.clone()),
+        sink,
         stored: BTreeMap::new(),
         to_commit: BTreeMap::new(),
         failure: None,
         topic_prefix: format!("{topic}/"),
         lag: BTreeMap::new(),
+        backoff: Duration::ZERO,
     };
     initial.reload_stored(&job.data, topic);
     if let Some(e) = initial.failure.take() {
@@ -315,6 +363,7 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
                 summary: s.sink.summary().clone(),
                 topic: topic.clone(),
                 lag: s.lag.clone(),
+                backoff: s.backoff,
             }
         };
         let bound = crate::metrics::serve(addr, Arc::new(snapshot))
@@ -353,6 +402,7 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
         .map(|(p, last)| (*p, last + 1))
         .collect();
     let mut last_progress = Instant::now();
+    let mut errors_in_a_row = 0u32;
 
     loop {
         if shutdown.load(Ordering::Relaxed) {
@@ -376,9 +426,23 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
             None => {}
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 at_end.insert(partition);
+                errors_in_a_row = 0;
+                shared.backoff = Duration::ZERO;
             }
-            Some(Err(e)) => warn!(topic, error = %e, "kafka error; librdkafka retries"),
+            Some(Err(e)) => {
+                // librdkafka retries by itself; we also slow down, so a dead
+                // broker does not turn the loop into a stream of errors.
+                errors_in_a_row += 1;
+                let backoff = backoff_after(errors_in_a_row);
+                shared.backoff = backoff;
+                warn!(topic, error = %e, retry_in_ms = backoff.as_millis() as u64, "kafka error; waiting for the broker");
+                drop(guard);
+                std::thread::sleep(backoff);
+                continue;
+            }
             Some(Ok(msg)) => {
+                errors_in_a_row = 0;
+                shared.backoff = Duration::ZERO;
                 let (partition, offset) = (msg.partition(), msg.offset());
                 at_end.remove(&partition);
                 let next = position.entry(partition).or_insert(0);
@@ -424,4 +488,17 @@ pub fn run(job: &KafkaIngest, shutdown: Arc<AtomicBool>) -> Result<Summary> {
     let to_commit = std::mem::take(&mut shared.to_commit);
     commit(&consumer, topic, &to_commit);
     Ok(shared.sink.summary().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        let waits: Vec<u64> = (1..=9)
+            .map(|n| backoff_after(n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    }
 }

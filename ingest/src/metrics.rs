@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub topic: String,
     /// Messages behind the high watermark, per partition.
     pub lag: BTreeMap<i32, i64>,
+    /// The current wait before polling again after broker errors.
+    pub backoff: std::time::Duration,
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -89,6 +91,14 @@ pub fn render(s: &Snapshot) -> String {
         "{name}_sum {:.6}\n{name}_count {}",
         sum.flush_seconds, sum.flushes
     );
+    let name = "overreach_ingest_backoff_seconds";
+    metric(
+        &mut out,
+        name,
+        "gauge",
+        "Current wait before polling again after broker errors (0 when healthy).",
+    );
+    let _ = writeln!(out, "{name} {:.3}", s.backoff.as_secs_f64());
     let name = "overreach_ingest_consumer_lag";
     metric(
         &mut out,
@@ -167,7 +177,9 @@ mod tests {
             summary,
             topic: "t".into(),
             lag: BTreeMap::from([(0, 5), (1, 0)]),
+            backoff: std::time::Duration::from_millis(400),
         });
+        assert!(text.contains("overreach_ingest_backoff_seconds 0.400\n"));
         assert!(text.contains("overreach_ingest_records_total 10\n"));
         assert!(text.contains("overreach_ingest_events_stored_total 7\n"));
         assert!(text.contains("overreach_ingest_dead_letters_total{reason=\"invalid-json\"} 3\n"));

@@ -122,12 +122,29 @@ pub fn run(job: &Produce) -> Result<u64> {
             Ok(())
         })?;
     }
-    producer
-        .flush(Duration::from_secs(60))
-        .map_err(IngestError::kafka(format!(
-            "flushing messages to {}",
-            job.topic
-        )))?;
+    // Wait for every delivery report for as long as the broker keeps
+    // acknowledging; give up after a minute without progress.
+    let mut waiting = producer.in_flight_count();
+    let mut stalled_since = std::time::Instant::now();
+    while let Err(e) = producer.flush(Duration::from_secs(5)) {
+        let now_waiting = producer.in_flight_count();
+        info!(
+            in_flight = now_waiting,
+            "waiting for the broker to acknowledge"
+        );
+        if now_waiting < waiting {
+            waiting = now_waiting;
+            stalled_since = std::time::Instant::now();
+        } else if stalled_since.elapsed() > Duration::from_secs(60) {
+            return Err(IngestError::Kafka {
+                context: format!(
+                    "{now_waiting} messages to {} unacknowledged for a minute",
+                    job.topic
+                ),
+                source: e,
+            });
+        }
+    }
     let failed = producer.context().failed.load(Ordering::Relaxed);
     if failed > 0 {
         return Err(IngestError::KafkaSetup(format!(

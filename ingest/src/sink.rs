@@ -236,6 +236,10 @@ impl Batch {
     }
 }
 
+/// Called with each flushed batch's dead letters once they are durable
+/// (for example to copy them to a dead-letter topic).
+pub type DeadLetterHook = Box<dyn FnMut(&[DeadLetter]) + Send>;
+
 /// Where decoded records go: a batch, flushed to a data directory.
 pub struct Sink {
     data: DataDir,
@@ -244,6 +248,7 @@ pub struct Sink {
     summary: Summary,
     /// The day of the last events written, for batches without events.
     last_day: Option<NaiveDate>,
+    dead_letter_hook: Option<DeadLetterHook>,
 }
 
 impl Sink {
@@ -254,7 +259,15 @@ impl Sink {
             batch: Batch::new(),
             summary: Summary::default(),
             last_day: None,
+            dead_letter_hook: None,
         }
+    }
+
+    /// Also hands every batch's dead letters to `hook` after they are
+    /// stored.
+    pub fn with_dead_letter_hook(mut self, hook: DeadLetterHook) -> Self {
+        self.dead_letter_hook = Some(hook);
+        self
     }
 
     pub fn summary(&self) -> &Summary {
@@ -327,6 +340,9 @@ impl Sink {
             write_text_atomic(&dest, &self.data.tmp(), &text)?;
             self.summary.bytes += text.len() as u64;
             self.summary.files += 1;
+            if let Some(hook) = self.dead_letter_hook.as_mut() {
+                hook(&batch.dead);
+            }
         }
         let day = batch
             .day
