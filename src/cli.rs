@@ -169,7 +169,8 @@ pub struct IngestArgs {
     /// Consumer group.
     #[arg(long, env = "OVERREACH_GROUP", default_value = "overreach-ingest")]
     pub group: String,
-    /// Exit once the partitions' high watermarks seen at start are reached.
+    /// Exit once every partition's high watermark seen at start is reached
+    /// (for a group's only member: it waits for all partitions).
     #[arg(long)]
     pub until_caught_up: bool,
     /// How long the group waits for a silent member before moving its
