@@ -191,8 +191,10 @@ pub struct IngestArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ProduceArgs {
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].
     #[arg(long, env = "OVERREACH_BROKERS")]
     pub brokers: String,
+    /// Topic to write to.
     #[arg(long, env = "OVERREACH_TOPIC")]
     pub topic: String,
     /// Create the topic with this many partitions if it does not exist.

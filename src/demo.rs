@@ -35,6 +35,15 @@ pub fn run(rt: &tokio::runtime::Runtime, args: DemoArgs) -> Result<()> {
         None => std::env::temp_dir().join(format!("overreach-demo-{}", std::process::id())),
     };
     let data = DataDir::new(&root);
+    // Stored positions belong to the topic they came from; the demo's
+    // broker is new every run, so old positions would skip its records.
+    if data.events().exists() {
+        anyhow::bail!(
+            "{} already holds events from an earlier run; the demo needs a new data directory \
+             (remove it, or give another --data)",
+            root.display()
+        );
+    }
     std::fs::create_dir_all(data.root()).with_context(|| format!("creating {}", root.display()))?;
     let sample = data.root().join("sample-k8s-audit.jsonl.gz");
     std::fs::write(&sample, SAMPLE).with_context(|| format!("writing {}", sample.display()))?;

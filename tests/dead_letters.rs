@@ -128,6 +128,16 @@ fn file_ingest_dead_letters_bad_lines_and_keeps_good_ones() {
     assert!(out.contains("6 dead-lettered"), "{out}");
     let name = input.display().to_string();
     check(&data, |i| format!("{name}:{}", i + 1), &[]);
+    // Events land in the partition of their own day, one file per day.
+    let mut days: Vec<String> = std::fs::read_dir(data.join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    days.sort();
+    assert_eq!(
+        days,
+        ["date=2017-09-11", "date=2023-01-27", "date=2026-11-30"]
+    );
 }
 
 #[test]

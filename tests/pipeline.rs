@@ -54,6 +54,11 @@ fn kafka_to_parquet(brokers: &str, topic: &str, create: &[&str], data: &Path) {
 
     let distinct = distinct_audit_ids(&sample());
     assert_eq!(distinct, 16_474);
+    let days: Vec<String> = std::fs::read_dir(data.join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(days, ["date=2023-01-27"], "the sample's one day");
     let (rows, ids) = pyarrow_counts(data);
     assert_eq!(rows as usize, distinct, "one stored event per auditID");
     assert_eq!(ids as usize, distinct, "no duplicate event ids");

@@ -208,6 +208,7 @@ impl Batch {
                 }
             }
             None => {
+                self.day.get_or_insert(event.time.date_naive());
                 self.by_event_id
                     .insert(event.event_id.clone(), self.events.len());
                 self.events.push(event);
