@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,16 +23,7 @@ fn ingest_survives_broker_faults_without_loss_or_duplicates() {
     cluster.create_topic(&topic, PARTITIONS, 3).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("records.jsonl");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-    for i in 0..N {
-        writeln!(
-            out,
-            r#"{{"id":"f-{i}","time":"2026-11-30T10:00:00Z","subject":"spiffe://prod.example.org/ns/a/sa/s{}","action":"GET","resource":"/v1/x/{i}","decision":"allow"}}"#,
-            i % 5
-        )
-        .unwrap();
-    }
-    drop(out);
+    write_records(&input, 0, N);
     overreach(&[
         "produce",
         "--brokers",

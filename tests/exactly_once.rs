@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,22 +42,6 @@ fn seed() -> u64 {
         });
     println!("seed {seed} (OVERREACH_TEST_SEED={seed} replays it)");
     seed
-}
-
-/// `n` native decision records with unique ids, starting at `first`.
-fn write_records(path: &Path, first: u64, n: u64) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in first..first + n {
-        let (m, s, ms) = ((i / 600) % 60, (i / 10) % 60, (i % 10) * 100);
-        writeln!(
-            out,
-            r#"{{"id":"r-{i}","time":"2026-11-30T{:02}:{m:02}:{s:02}.{ms:03}Z","subject":"spiffe://prod.example.org/ns/ns{}/sa/app{}","action":"GET","resource":"/v1/items/{i}","decision":"allow"}}"#,
-            (i / 36_000) % 24,
-            i % 7,
-            i % 13
-        )
-        .unwrap();
-    }
 }
 
 fn ingest_cmd(brokers: &str, topic: &str, data: &Path, until_caught_up: bool) -> Command {
@@ -183,7 +166,7 @@ fn rebalance(brokers: &str, topic: &str, create: &[&str]) {
         other = match other.take() {
             None => Some(ingest_cmd(brokers, topic, &data, false).spawn().unwrap()),
             Some(child) => {
-                stop(child);
+                terminate(child);
                 None
             }
         };
@@ -193,7 +176,7 @@ fn rebalance(brokers: &str, topic: &str, create: &[&str]) {
         std::thread::sleep(Duration::from_millis(rng.between(4_000, 7_000)));
     }
     if let Some(child) = other {
-        stop(child);
+        terminate(child);
     }
     // Let the steady member take everything over and drain, then stop it.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -207,21 +190,8 @@ fn rebalance(brokers: &str, topic: &str, create: &[&str]) {
     while stored(&data) < ROUNDS * PER_ROUND && Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1));
     }
-    stop(steady);
+    terminate(steady);
     assert_exactly(&data, ROUNDS * PER_ROUND);
-}
-
-/// SIGTERM: the ingester flushes, commits and exits 0.
-fn stop(child: Child) {
-    let pid = child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "ingest did not exit cleanly on SIGTERM: {}",
-        out.status
-    );
 }
 
 fn mock_topic(

@@ -104,13 +104,7 @@ fn metrics_count_records_dead_letters_and_lag() {
     }
 
     // SIGTERM: flush, commit, print the summary, exit 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit status {}", out.status);
+    let out = terminate(child);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("42 records: 40 events stored"), "{stdout}");
     let (rows, _) = pyarrow_counts(&data);

@@ -511,15 +511,17 @@ mod tests {
     ) -> KeyStats {
         KeyStats {
             slot,
-            subject: subject.into(),
-            action: action.into(),
-            resource_pattern: resource.into(),
-            target: None,
-            count: allow + deny,
-            allow_count: allow,
-            deny_count: deny,
-            first_seen: at(if slot == Slot::Baseline { 10 } else { 100 }),
-            last_seen: at(if slot == Slot::Baseline { 20 } else { 110 }),
+            usage: overreach_model::results::BaselineEntry {
+                subject: subject.into(),
+                action: action.into(),
+                resource_pattern: resource.into(),
+                target: None,
+                count: allow + deny,
+                allow_count: allow,
+                deny_count: deny,
+                first_seen: at(if slot == Slot::Baseline { 10 } else { 100 }),
+                last_seen: at(if slot == Slot::Baseline { 20 } else { 110 }),
+            },
         }
     }
 

@@ -45,7 +45,7 @@ pub use error::{AnalyticsError, Result};
 pub use hash::stable_id;
 pub use windows::Windows;
 
-use store::{EventStore, KeyStats, Slot, SubjectStats};
+use store::{EventStore, Slot, SubjectStats};
 
 /// What one analysis run looks at. Build it with [`AnalyzeSettings::new`]
 /// and change the fields that differ from the defaults.
@@ -172,7 +172,7 @@ pub async fn run(settings: &AnalyzeSettings) -> Result<RunInfo> {
     let baselines: Vec<BaselineEntry> = keys
         .into_iter()
         .filter(|k| k.slot == Slot::Baseline)
-        .map(baseline_entry)
+        .map(|k| k.usage)
         .collect();
     let identities = summarize(&subjects, &baselines, &findings, &suggestions);
 
@@ -207,20 +207,6 @@ pub async fn run(settings: &AnalyzeSettings) -> Result<RunInfo> {
         "wrote analysis results"
     );
     Ok(info)
-}
-
-fn baseline_entry(k: KeyStats) -> BaselineEntry {
-    BaselineEntry {
-        subject: k.subject,
-        action: k.action,
-        resource_pattern: k.resource_pattern,
-        target: k.target,
-        count: k.count,
-        allow_count: k.allow_count,
-        deny_count: k.deny_count,
-        first_seen: k.first_seen,
-        last_seen: k.last_seen,
-    }
 }
 
 /// One row per subject, with how many baseline keys, findings and

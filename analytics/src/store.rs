@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use crate::error::{AnalyticsError, Result};
 use crate::windows::Windows;
+use overreach_model::results::BaselineEntry;
 
 /// Which window a [`KeyStats`] row covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -32,19 +33,20 @@ pub(crate) enum Slot {
     Detect,
 }
 
-/// Use of one reach key in one window.
+/// Use of one reach key in one window: a baseline row tagged with the
+/// window it covers.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub(crate) struct KeyStats {
     pub slot: Slot,
-    pub subject: String,
-    pub action: String,
-    pub resource_pattern: String,
-    pub target: Option<String>,
-    pub count: i64,
-    pub allow_count: i64,
-    pub deny_count: i64,
-    pub first_seen: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
+    #[serde(flatten)]
+    pub usage: BaselineEntry,
+}
+
+impl std::ops::Deref for KeyStats {
+    type Target = BaselineEntry;
+    fn deref(&self) -> &BaselineEntry {
+        &self.usage
+    }
 }
 
 /// One of the first few events of a reach key or of a subject in the

@@ -2,7 +2,7 @@
 //! Parquet with an independent reader, talk HTTP to a real server.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -170,4 +170,36 @@ pub fn chromium_dom(url: &str, screenshot: &Path) -> String {
         String::from_utf8_lossy(&dom.stderr)
     );
     String::from_utf8_lossy(&dom.stdout).into_owned()
+}
+
+/// `n` native decision records with unique ids, starting at `first`.
+pub fn write_records(path: &Path, first: u64, n: u64) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in first..first + n {
+        let (m, s, ms) = ((i / 600) % 60, (i / 10) % 60, (i % 10) * 100);
+        writeln!(
+            out,
+            r#"{{"id":"r-{i}","time":"2026-11-30T{:02}:{m:02}:{s:02}.{ms:03}Z","subject":"spiffe://prod.example.org/ns/ns{}/sa/app{}","action":"GET","resource":"/v1/items/{i}","decision":"allow"}}"#,
+            (i / 36_000) % 24,
+            i % 7,
+            i % 13
+        )
+        .unwrap();
+    }
+}
+
+/// SIGTERM: the ingester flushes, commits and must exit 0.
+pub fn terminate(child: Child) -> std::process::Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "ingest did not exit cleanly on SIGTERM: {}",
+        out.status
+    );
+    out
 }
