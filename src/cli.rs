@@ -69,6 +69,14 @@ pub enum Command {
   overreach demo                # then open http://127.0.0.1:8080/
   overreach demo --no-serve     # run the pipeline, print the summary, exit")]
     Demo(DemoArgs),
+    /// Generate labelled synthetic decision logs to measure the detectors.
+    #[command(after_help = "Examples:
+  overreach simulate --out ./sim                       # 500 identities, 30 days, native JSON
+  overreach simulate --out ./sim --identities 40 --days 10 --incidents-per-kind 1
+  overreach simulate --out ./sim-opa --format opa --seed 7 --rate-scale 0.5
+  overreach simulate --out ./sim-k8s --format k8s-audit
+      then: overreach ingest --format k8s-audit --trust-domain prod.acme.example --file ./sim-k8s/decisions/*.jsonl")]
+    Simulate(SimulateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -241,12 +249,78 @@ impl WindowArgs {
     }
 }
 
+/// Detector settings; the defaults are documented in ARCHITECTURE.md and
+/// were tuned on the simulator's training seed.
+#[derive(Debug, Clone, Args)]
+pub struct DetectArgs {
+    /// First-ever window: a reach key used this long before the detection
+    /// window is not new (never shorter than --baseline).
+    #[arg(long, env = "OVERREACH_HISTORY", default_value = "90d")]
+    pub history: String,
+    /// History an identity needs before per-key detectors judge it; until
+    /// then it gets one new-identity finding (at most half of --baseline).
+    #[arg(long, env = "OVERREACH_MIN_HISTORY", default_value = "7d")]
+    pub min_history: String,
+    /// Findings scoring below this (0-100) are counted, not reported.
+    #[arg(long, env = "OVERREACH_MIN_SCORE", default_value_t = 40)]
+    pub min_score: i64,
+    /// Family-wise error rate of the rate detectors (Bonferroni-corrected).
+    #[arg(long, env = "OVERREACH_ALPHA", default_value_t = 0.01)]
+    pub alpha: f64,
+    /// Kubernetes object names of one kind collapse to `*` for an identity
+    /// that touches more than this many.
+    #[arg(long, env = "OVERREACH_COLLAPSE_NAMES", default_value_t = 5)]
+    pub collapse_names: usize,
+    /// A Kubernetes kind's namespace collapses to `*` for an identity that
+    /// touches it in more than this many namespaces.
+    #[arg(long, env = "OVERREACH_COLLAPSE_NAMESPACES", default_value_t = 2)]
+    pub collapse_namespaces: usize,
+    /// Extra resource generalization rule `REGEX=>REPLACEMENT`, applied
+    /// after the built-in ones; repeatable. Example: '^/tenants/[^/]+=>/tenants/{tenant}'.
+    #[arg(long = "generalize", env = "OVERREACH_GENERALIZE")]
+    pub generalize: Vec<String>,
+    /// Credentials valid for longer than this at call time are long-lived.
+    #[arg(long, env = "OVERREACH_MAX_CREDENTIAL_LIFETIME", default_value = "24h")]
+    pub max_credential_lifetime: String,
+}
+
+impl DetectArgs {
+    pub fn apply(&self, s: &mut overreach_analytics::DetectSettings) -> Result<()> {
+        s.history = parse_duration(&self.history).context("--history")?;
+        s.min_history = parse_duration(&self.min_history).context("--min-history")?;
+        if !(0..=100).contains(&self.min_score) {
+            bail!("--min-score must be within 0..=100, got {}", self.min_score);
+        }
+        s.min_score = self.min_score;
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            bail!("--alpha must be between 0 and 1, got {}", self.alpha);
+        }
+        s.alpha = self.alpha;
+        let rules = self
+            .generalize
+            .iter()
+            .map(|r| overreach_analytics::generalize::Rule::parse(r))
+            .collect::<Result<Vec<_>, _>>()
+            .context("--generalize")?;
+        s.generalizer = overreach_analytics::generalize::Generalizer::new(
+            rules,
+            self.collapse_names,
+            self.collapse_namespaces,
+        );
+        s.max_credential_lifetime =
+            parse_duration(&self.max_credential_lifetime).context("--max-credential-lifetime")?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
     pub window: WindowArgs,
+    #[command(flatten)]
+    pub detect: DetectArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -269,6 +343,81 @@ pub struct DemoArgs {
     /// Run the pipeline and print the summary, without serving.
     #[arg(long)]
     pub no_serve: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Directory for decisions/YYYY-MM-DD.jsonl, labels.jsonl and estate.json.
+    #[arg(long, env = "OVERREACH_SIM_OUT")]
+    pub out: PathBuf,
+    /// Seed: the same flags and seed give byte-identical files.
+    #[arg(long, env = "OVERREACH_SIM_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Workloads in the estate (50 % prod, 30 % staging, 20 % dev).
+    #[arg(long, env = "OVERREACH_SIM_IDENTITIES", default_value_t = 500)]
+    pub identities: usize,
+    /// Simulated days.
+    #[arg(long, env = "OVERREACH_SIM_DAYS", default_value_t = 30)]
+    pub days: u32,
+    /// First simulated day (UTC).
+    #[arg(long, env = "OVERREACH_SIM_START", default_value = "2026-10-01")]
+    pub start: chrono::NaiveDate,
+    /// Output format: native, opa or k8s-audit (prod Kubernetes API calls only).
+    #[arg(long, env = "OVERREACH_SIM_FORMAT", default_value = "native")]
+    pub format: overreach_sim::SimFormat,
+    /// Multiplies every workload's call rate.
+    #[arg(long, env = "OVERREACH_SIM_RATE_SCALE", default_value_t = 1.0)]
+    pub rate_scale: f64,
+    /// Incidents fall in the last this many days.
+    #[arg(long, env = "OVERREACH_SIM_INCIDENT_DAYS", default_value_t = 7)]
+    pub incident_days: u32,
+    /// Incidents of each kind (each in a different identity).
+    #[arg(long, env = "OVERREACH_SIM_INCIDENTS_PER_KIND", default_value_t = 4)]
+    pub incidents_per_kind: u32,
+}
+
+fn simulate(args: SimulateArgs) -> Result<()> {
+    let settings = overreach_sim::SimSettings {
+        out: args.out,
+        seed: args.seed,
+        identities: args.identities,
+        days: args.days,
+        start: args.start,
+        format: args.format,
+        rate_scale: args.rate_scale,
+        incident_days: args.incident_days,
+        incidents_per_kind: args.incidents_per_kind,
+    };
+    let started = std::time::Instant::now();
+    let summary = overreach_sim::run(&settings, |p| {
+        let secs = started.elapsed().as_secs_f64().max(1e-6);
+        eprintln!(
+            "day {}/{} {}: {} events, {:.0} events/s",
+            p.day_number,
+            p.days,
+            p.day,
+            p.events,
+            p.events as f64 / secs
+        );
+    })
+    .with_context(|| format!("simulating into {}", settings.out.display()))?;
+    for line in &summary.shortfall {
+        eprintln!("fewer incidents than asked: {line}");
+    }
+    println!(
+        "simulated {} identities over {} days in {:.1}s: {} {} events ({} skipped), {} incidents ({} events), {} benign deploys; labels in {}",
+        summary.identities,
+        summary.days,
+        started.elapsed().as_secs_f64(),
+        summary.events,
+        summary.format,
+        summary.skipped_events,
+        summary.incidents.values().sum::<u64>(),
+        summary.incident_events,
+        summary.deploys,
+        settings.out.join("labels.jsonl").display()
+    );
+    Ok(())
 }
 
 pub fn init_logging(filter: &str) {
@@ -341,21 +490,28 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Analyze(args) => {
-            let settings = args.window.settings(DataDir::new(&args.data.data))?;
+            let mut settings = args.window.settings(DataDir::new(&args.data.data))?;
+            args.detect.apply(&mut settings.detect_settings)?;
             let info = rt.block_on(overreach_analytics::run(&settings))?;
             println!(
-                "analyzed {} events of {} identities up to {}: {} findings, {} suggestions; results in {}",
+                "analyzed {} events of {} identities up to {}: {} findings ({} more below --min-score), \
+                 {} suggestions; reach keys: {} concrete, {} stored, {} generalized; results in {}",
                 info.events,
                 info.identities,
                 info.now.to_rfc3339(),
                 info.findings,
+                info.below_min_score.values().sum::<i64>(),
                 info.suggestions,
+                info.reach_keys_concrete,
+                info.reach_keys_stored,
+                info.reach_keys_generalized,
                 settings.data.analytics().display()
             );
             Ok(())
         }
         Command::Serve(args) => rt.block_on(serve(DataDir::new(&args.data.data), args.listen)),
         Command::Demo(args) => crate::demo::run(&rt, args),
+        Command::Simulate(args) => simulate(args),
     }
 }
 

@@ -86,14 +86,18 @@ pub fn run(rt: &tokio::runtime::Runtime, args: DemoArgs) -> Result<()> {
     settings.detect = parse_duration("1m")?;
     let info = rt.block_on(overreach_analytics::run(&settings))?;
     println!(
-        "analyze: {} events, {} identities; baseline {} and detection {} windows ending {}: {} findings, {} suggestions",
+        "analyze: {} events, {} identities; baseline {} and detection {} windows ending {}: {} findings \
+         ({} more below the reporting score), {} suggestions; reach keys: {} concrete, {} generalized",
         info.events,
         info.identities,
         info.baseline,
         info.detect,
         info.now.to_rfc3339(),
         info.findings,
-        info.suggestions
+        info.below_min_score.values().sum::<i64>(),
+        info.suggestions,
+        info.reach_keys_concrete,
+        info.reach_keys_generalized,
     );
     println!("data: {}", data.root().display());
     if args.no_serve {

@@ -97,26 +97,58 @@ async fn mock_kafka_to_findings_over_http() {
     let identities = server.get_json("/v1/identities").await;
     assert_eq!(identities["identities"].as_array().unwrap().len(), 46);
 
-    // One new-identity finding for the only service account with no
-    // baseline; 163 new reach keys for identities that have one.
+    // Seven identities have no baseline, or too little of it (less than
+    // half the 3m baseline, or fewer than 10 calls): one new-identity
+    // finding each and no per-key findings. This list was checked with a
+    // separate Python pass over the raw audit lines.
     let findings = server.get_json("/v1/findings").await;
     let all = findings["findings"].as_array().unwrap();
-    let count = |kind: &str| all.iter().filter(|f| f["kind"] == kind).count();
-    assert_eq!(count("new-identity"), 1);
-    assert_eq!(count("new-reach"), 163);
-    let new_identity = server.get_json("/v1/findings?kind=new-identity").await;
-    assert_eq!(new_identity["findings"][0]["subject"], DASHBOARD);
+    let mut new_identities: Vec<&str> = all
+        .iter()
+        .filter(|f| f["kind"] == "new-identity")
+        .map(|f| f["subject"].as_str().unwrap())
+        .collect();
+    new_identities.sort_unstable();
+    let sa = |ns: &str, name: &str| format!("spiffe://cluster.local/ns/{ns}/sa/{name}");
+    assert_eq!(
+        new_identities,
+        [
+            sa("argo-cd", "argocd-application-controller"),
+            sa("argo-cd", "argocd-server"),
+            sa("cert-manager", "my-cert-manager"),
+            sa("cert-manager", "my-cert-manager-cainjector"),
+            sa("cert-manager", "my-cert-manager-startupapicheck"),
+            sa("kube-prometheus-stack", "my-kube-prometheus-stack-grafana"),
+            DASHBOARD.to_owned(),
+        ]
+    );
+    // The skeleton flagged every new reach key: 164 findings. Generalized
+    // keys, peers and the reporting threshold leave far fewer, each
+    // explained, scored and backed by events.
+    assert!(all.len() < 60, "{} findings", all.len());
+    for f in all {
+        assert!(!f["explanation"].as_str().unwrap().is_empty(), "{f:#?}");
+        assert!((40..=100).contains(&f["score"].as_i64().unwrap()), "{f:#?}");
+        assert!(
+            !f["sample_event_ids"].as_array().unwrap().is_empty(),
+            "{f:#?}"
+        );
+        assert!(!f["controls"].as_array().unwrap().is_empty(), "{f:#?}");
+    }
 
-    // argocd-server did one new thing in the last minute: GET /version.
+    // argocd-server appeared 1-2 minutes before the detection window: one
+    // finding that says so, not one per key.
     let argocd = server
         .get_json(&format!("/v1/findings?subject={}", encode(ARGOCD_SERVER)))
         .await;
     let argocd = argocd["findings"].as_array().unwrap();
     assert_eq!(argocd.len(), 1, "{argocd:#?}");
-    assert_eq!(argocd[0]["kind"], "new-reach");
-    assert_eq!(argocd[0]["action"], "get");
-    assert_eq!(argocd[0]["resource_pattern"], "/version");
-    assert!(!argocd[0]["explanation"].as_str().unwrap().is_empty());
+    assert_eq!(argocd[0]["kind"], "new-identity");
+    let explanation = argocd[0]["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("was first seen 2023-01-27T18:3"),
+        "{explanation}"
+    );
     assert!(!argocd[0]["sample_event_ids"].as_array().unwrap().is_empty());
 
     // Its minimal policy is exactly the 14 (verb, resource) pairs it was

@@ -3,8 +3,8 @@
 //! under `DIR/analytics/` that `overreach serve` reads:
 //!
 //! - `baselines.parquet`: each identity's reach keys in the baseline window;
-//! - `findings.parquet`: calls outside that reach (`new-reach`,
-//!   `new-identity`), scored and explained, with evidence;
+//! - `findings.parquet`: calls outside that reach, one kind per detector
+//!   (see [`detect`]), scored and explained, with evidence;
 //! - `suggestions.parquet`: least-privilege suggestions against a grants
 //!   file, or the minimal policy of each identity without one;
 //! - `identities.parquet`: one summary row per identity;
@@ -18,13 +18,15 @@
 //! never the wall clock, so replaying old logs gives the same answers.
 #![forbid(unsafe_code)]
 
+pub mod detect;
 mod error;
 mod explain;
-pub mod findings;
+pub mod generalize;
 pub mod glob;
 pub mod grants;
 mod hash;
 pub mod rightsizing;
+pub mod stats;
 mod store;
 mod windows;
 
@@ -41,11 +43,12 @@ use overreach_model::table::{write_rows_atomic, write_text_atomic};
 use overreach_model::DataDir;
 use tracing::{info, warn};
 
+pub use detect::DetectSettings;
 pub use error::{AnalyticsError, Result};
 pub use hash::stable_id;
 pub use windows::Windows;
 
-use store::{EventStore, Slot, SubjectStats};
+use store::{EventStore, SubjectStats};
 
 /// What one analysis run looks at. Build it with [`AnalyzeSettings::new`]
 /// and change the fields that differ from the defaults.
@@ -67,6 +70,9 @@ pub struct AnalyzeSettings {
     /// A wildcard grant is narrowed only when it was used for at most this
     /// many distinct action/resource pairs (5).
     pub narrow_max_values: usize,
+    /// Detector settings: first-ever window, history needed, thresholds,
+    /// resource generalization.
+    pub detect_settings: DetectSettings,
 }
 
 impl AnalyzeSettings {
@@ -79,6 +85,7 @@ impl AnalyzeSettings {
             observe: Duration::days(90),
             grants: None,
             narrow_max_values: 5,
+            detect_settings: DetectSettings::default(),
         }
     }
 }
@@ -93,6 +100,40 @@ impl AnalyzeSettings {
 /// a server that runs analyses should give them a task it can spare, or a
 /// process of their own, as `overreach analyze` does.
 pub async fn run(settings: &AnalyzeSettings) -> Result<RunInfo> {
+    let results = analyze(settings).await?;
+    let data = &settings.data;
+    write_results(
+        data,
+        &results.info,
+        &results.baselines,
+        &results.findings,
+        &results.suggestions,
+        &results.identities,
+    )?;
+    info!(
+        dir = %data.analytics().display(),
+        baselines = results.baselines.len(),
+        findings = results.info.findings,
+        suggestions = results.info.suggestions,
+        identities = results.info.identities,
+        "wrote analysis results"
+    );
+    Ok(results.info)
+}
+
+/// Everything one analysis computes, before it is written.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub info: RunInfo,
+    pub baselines: Vec<BaselineEntry>,
+    pub findings: Vec<Finding>,
+    pub suggestions: Vec<Suggestion>,
+    pub identities: Vec<IdentitySummary>,
+}
+
+/// Runs the whole analysis and returns its results without writing them:
+/// [`run`] writes them; an evaluation runs it for many "now"s.
+pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
     let data = &settings.data;
     let grants = settings.grants.as_deref().map(grants::load).transpose()?;
     if let (Some(path), Some(grants)) = (&settings.grants, &grants) {
@@ -117,7 +158,8 @@ pub async fn run(settings: &AnalyzeSettings) -> Result<RunInfo> {
     );
 
     let now = settings.now.unwrap_or(latest);
-    let windows = Windows::new(now, settings.baseline, settings.detect, settings.observe)?;
+    let windows = Windows::new(now, settings.baseline, settings.detect, settings.observe)?
+        .with_history(settings.detect_settings.history)?;
     info!(
         now = %explain::time(windows.now),
         baseline_start = %explain::time(windows.baseline_start),
@@ -127,11 +169,47 @@ pub async fn run(settings: &AnalyzeSettings) -> Result<RunInfo> {
     );
 
     let keys = store.key_stats(&windows).await?;
+    let hourly = store.hourly(&windows).await?;
+    let sources = store.sources(&windows).await?;
+    let credentials = store.credentials(&windows).await?;
+    let concrete_keys = store.concrete_keys(&windows).await?;
+    let detection = detect::detect(
+        &settings.detect_settings,
+        &detect::Inputs {
+            windows: &windows,
+            subjects: &subjects,
+            keys: &keys,
+            hourly: &hourly,
+            sources: &sources,
+            credentials: &credentials,
+        },
+    );
+    let queries: Vec<_> = detection
+        .drafts
+        .iter()
+        .map(|d| d.evidence.clone())
+        .collect();
     let samples = store
-        .detect_samples(&windows, findings::SAMPLE_EVENTS)
+        .evidence(&windows, &queries, detect::SAMPLE_EVENTS)
         .await?;
-    let findings = findings::detect(&windows, &keys, &samples);
-    info!(findings = findings.len(), "detected findings");
+    let findings: Vec<Finding> = detection
+        .drafts
+        .into_iter()
+        .zip(samples)
+        .map(|(draft, samples)| Finding {
+            sample_event_ids: samples,
+            ..draft.finding
+        })
+        .collect();
+    let below: i64 = detection.below_min_score.values().sum();
+    info!(
+        findings = findings.len(),
+        below_min_score = below,
+        reach_keys_concrete = concrete_keys,
+        reach_keys_stored = detection.stored_keys,
+        reach_keys_generalized = detection.generalized_keys,
+        "detected findings"
+    );
 
     let observed = rightsizing::Observed {
         windows: &windows,
@@ -169,11 +247,7 @@ pub async fn run(settings: &AnalyzeSettings) -> Result<RunInfo> {
         "derived right-sizing suggestions"
     );
 
-    let baselines: Vec<BaselineEntry> = keys
-        .into_iter()
-        .filter(|k| k.slot == Slot::Baseline)
-        .map(|k| k.usage)
-        .collect();
+    let baselines = detection.baselines;
     let identities = summarize(&subjects, &baselines, &findings, &suggestions);
 
     let info = RunInfo {
@@ -189,24 +263,22 @@ pub async fn run(settings: &AnalyzeSettings) -> Result<RunInfo> {
         findings: i64::try_from(findings.len()).unwrap_or(i64::MAX),
         suggestions: i64::try_from(suggestions.len()).unwrap_or(i64::MAX),
         grants_file: settings.grants.as_ref().map(|p| p.display().to_string()),
+        reach_keys_concrete: concrete_keys,
+        reach_keys_stored: detection.stored_keys,
+        reach_keys_generalized: detection.generalized_keys,
+        below_min_score: detection
+            .below_min_score
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
     };
-    write_results(
-        data,
-        &info,
-        &baselines,
-        &findings,
-        &suggestions,
-        &identities,
-    )?;
-    info!(
-        dir = %data.analytics().display(),
-        baselines = baselines.len(),
-        findings = info.findings,
-        suggestions = info.suggestions,
-        identities = info.identities,
-        "wrote analysis results"
-    );
-    Ok(info)
+    Ok(Results {
+        info,
+        baselines,
+        findings,
+        suggestions,
+        identities,
+    })
 }
 
 /// One row per subject, with how many baseline keys, findings and

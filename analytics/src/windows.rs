@@ -22,6 +22,11 @@ pub struct Windows {
     pub detect_start: DateTime<Utc>,
     pub baseline_start: DateTime<Utc>,
     pub observe_start: DateTime<Utc>,
+    /// Start of the "first ever" window `[history_start, detect_start)`:
+    /// a reach key used anywhere in it is not new. Never after
+    /// `baseline_start`; equal to it unless [`Windows::with_history`] set a
+    /// longer history.
+    pub history_start: DateTime<Utc>,
     pub baseline: Duration,
     pub detect: Duration,
     pub observe: Duration,
@@ -40,10 +45,12 @@ impl Windows {
                 .ok_or(AnalyticsError::WindowOutOfRange { name, now })
         };
         let detect_start = before(now, detect, "detect")?;
+        let baseline_start = before(detect_start, baseline, "baseline")?;
         Ok(Self {
             now,
             detect_start,
-            baseline_start: before(detect_start, baseline, "baseline")?,
+            baseline_start,
+            history_start: baseline_start,
             observe_start: before(now, observe, "observe")?,
             baseline,
             detect,
@@ -67,6 +74,19 @@ impl Windows {
             }
         }
         Ok(())
+    }
+
+    /// Extends the first-ever window to `history` before the detection
+    /// window (never shorter than the baseline window).
+    pub fn with_history(mut self, history: Duration) -> Result<Self, AnalyticsError> {
+        let start = self.detect_start.checked_sub_signed(history).ok_or(
+            AnalyticsError::WindowOutOfRange {
+                name: "history",
+                now: self.now,
+            },
+        )?;
+        self.history_start = start.min(self.baseline_start);
+        Ok(self)
     }
 
     pub fn in_detect(&self, t: DateTime<Utc>) -> bool {

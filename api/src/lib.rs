@@ -41,7 +41,7 @@ pub use state::AppState;
 
 /// Every finding kind analytics produces; `/v1/findings?kind=` accepts
 /// exactly these.
-pub const FINDING_KINDS: &[&str] = &["new-reach", "new-identity"];
+pub const FINDING_KINDS: &[&str] = &overreach_model::results::FINDING_KINDS;
 
 /// The route templates of [`app`].
 pub mod paths {

@@ -155,12 +155,15 @@ async fn bad_parameters_are_json_400s() {
     let app = app(AppState::new(data));
 
     let message = assert_error(
-        &get(&app, "/v1/findings?kind=new-target").await,
+        &get(&app, "/v1/findings?kind=lateral-movement").await,
         StatusCode::BAD_REQUEST,
         "bad_request",
     );
-    assert!(message.contains("\"new-target\""), "{message}");
-    assert!(message.contains("new-reach, new-identity"), "{message}");
+    assert!(message.contains("\"lateral-movement\""), "{message}");
+    assert!(
+        message.contains("new-identity, new-reach, peer-rare"),
+        "{message}"
+    );
 
     let message = assert_error(
         &get(&app, "/v1/findings?since=2023-01-27").await,

@@ -51,12 +51,27 @@ pub fn baseline_schema() -> SchemaRef {
     ]))
 }
 
+/// Every kind of finding analytics produces, one per detector (analytics
+/// documents each rule; its tests keep this list in step).
+pub const FINDING_KINDS: [&str; 10] = [
+    "new-identity",
+    "new-reach",
+    "peer-rare",
+    "new-target",
+    "trust-domain-crossing",
+    "environment-crossing",
+    "volume-spike",
+    "deny-spike",
+    "off-hours",
+    "weak-credential",
+];
+
 /// Something a SOC analyst should look at, with the evidence behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable across re-runs: derived from kind, subject and reach key.
     pub id: String,
-    /// `new-reach` or `new-identity`.
+    /// One of [`FINDING_KINDS`].
     pub kind: String,
     pub subject: String,
     pub action: Option<String>,
@@ -194,4 +209,16 @@ pub struct RunInfo {
     pub findings: i64,
     pub suggestions: i64,
     pub grants_file: Option<String>,
+    /// Reach keys in the baseline and detection windows: distinct
+    /// (subject, action, concrete resource, target); as stored (ingest's
+    /// resource patterns); and after the analysis' generalization.
+    #[serde(default)]
+    pub reach_keys_concrete: i64,
+    #[serde(default)]
+    pub reach_keys_stored: i64,
+    #[serde(default)]
+    pub reach_keys_generalized: i64,
+    /// Findings that scored below the reporting threshold, by kind.
+    #[serde(default)]
+    pub below_min_score: std::collections::BTreeMap<String, i64>,
 }

@@ -42,6 +42,10 @@ pub fn run_info(events: i64, findings: i64) -> RunInfo {
         findings,
         suggestions: 3,
         grants_file: Some("grants.yaml".into()),
+        reach_keys_concrete: 40,
+        reach_keys_stored: 30,
+        reach_keys_generalized: 20,
+        below_min_score: [("new-reach".to_owned(), 2)].into(),
     }
 }
 

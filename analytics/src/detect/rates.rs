@@ -1,0 +1,458 @@
+//! The rate detectors: `volume-spike`, `deny-spike` and `off-hours`, on
+//! calls per identity and clock hour.
+//!
+//! An identity's baseline gives, for each of the 168 hours of the week, how
+//! many calls it made in that hour on average. Weeks are few (a 28-day
+//! baseline sees each hour of the week four times), so the estimate is
+//! shrunk toward the same hour of the day on every day:
+//!
+//! ```text
+//! expected(h) = (sum_h + A * mean_hour_of_day(h)) / (n_h + A),   A = 2
+//! ```
+//!
+//! where `sum_h` is the calls in the `n_h` baseline hours that fall on hour
+//! of the week `h`. How much hourly counts swing around their expectation
+//! (the dispersion index, see [`crate::stats::dispersion`]) picks the model:
+//! Poisson when it is about 1, else a negative binomial with that variance.
+//! Each detection hour is one test, its p-value the probability of at least
+//! the observed count; p-values are Bonferroni-corrected for every hour of
+//! every identity tested in the run, and compared with `alpha`.
+//!
+//! - `volume-spike`: an hour with at least `spike_ratio` times and
+//!   `volume_min_excess` calls more than expected, in an hour of the week
+//!   the identity is normally active (else it is `off-hours`).
+//! - `deny-spike`: the same on denied calls, with at least
+//!   `deny_min_count` denies; the expected rate is never below
+//!   `(baseline denies + 1) / baseline hours`.
+//! - `off-hours`: calls in hours of the week where the baseline has none,
+//!   and none in the hour before or after (wrapping around the week), seen
+//!   in at least two weeks of baseline; tested against the identity's rate
+//!   at that hour of the day on any day, so a tool that never runs at 3 am
+//!   is flagged and one that is merely quiet on Sundays is not.
+//!
+//! One finding per identity and kind, about its most significant hour and
+//! listing the others.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+
+use super::{build, mix, score, Common, DetectSettings, Draft, FindingKind, ScoreInputs};
+use crate::explain;
+use crate::stats::{bonferroni, dispersion, upper_tail};
+use crate::store::{EvidenceQuery, HourCount, Slot, SubjectStats};
+use crate::windows::Windows;
+
+const HOURS_PER_WEEK: i64 = 168;
+/// Weight of the hour-of-day mean in each hour-of-week estimate.
+const SHRINK: f64 = 2.0;
+
+/// Hours since the epoch of `t`, rounded down.
+pub fn hour_index(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(3600)
+}
+
+/// Hour of the week, Monday 00:00 UTC = 0 (1970-01-01 was a Thursday).
+pub fn hour_of_week(hour: i64) -> usize {
+    let day = hour.div_euclid(24);
+    let weekday = (day + 3).rem_euclid(7);
+    (weekday * 24 + hour.rem_euclid(24)) as usize
+}
+
+fn hour_start(hour: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(hour.saturating_mul(3600), 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// One identity's baseline, as rates by hour of week.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Baseline hours observed per hour of week, and calls / denies in them.
+    pub hours: [u32; 168],
+    pub calls: [i64; 168],
+    pub denies: [i64; 168],
+    pub exposure: i64,
+    pub total_calls: i64,
+    pub total_denies: i64,
+    pub dispersion: f64,
+    pub deny_dispersion: f64,
+}
+
+impl Profile {
+    /// Builds the profile from the hourly counts of baseline hours
+    /// `first..end` (hours without calls are zeros).
+    pub fn new(first: i64, end: i64, counts: &BTreeMap<i64, (i64, i64)>) -> Self {
+        let mut p = Profile {
+            hours: [0; 168],
+            calls: [0; 168],
+            denies: [0; 168],
+            exposure: (end - first).max(0),
+            total_calls: 0,
+            total_denies: 0,
+            dispersion: 1.0,
+            deny_dispersion: 1.0,
+        };
+        for hour in first..end {
+            let how = hour_of_week(hour);
+            p.hours[how] += 1;
+            let (c, d) = counts.get(&hour).copied().unwrap_or((0, 0));
+            p.calls[how] += c;
+            p.denies[how] += d;
+            p.total_calls += c;
+            p.total_denies += d;
+        }
+        p.dispersion = dispersion((first..end).map(|h| {
+            let c = counts.get(&h).map_or(0, |c| c.0);
+            (c as f64, p.expected(h))
+        }));
+        p.deny_dispersion = dispersion((first..end).map(|h| {
+            let d = counts.get(&h).map_or(0, |c| c.1);
+            (d as f64, p.expected_denies(h))
+        }));
+        p
+    }
+
+    fn day_mean(&self, how: usize, of: &[i64; 168]) -> Option<f64> {
+        let hod = how % 24;
+        let (mut n, mut sum) = (0u32, 0i64);
+        for day in 0..7 {
+            n += self.hours[day * 24 + hod];
+            sum += of[day * 24 + hod];
+        }
+        (n > 0).then(|| sum as f64 / f64::from(n))
+    }
+
+    fn shrunk(&self, hour: i64, of: &[i64; 168]) -> f64 {
+        let how = hour_of_week(hour);
+        let prior = self.day_mean(how, of).unwrap_or(0.0);
+        (of[how] as f64 + SHRINK * prior) / (f64::from(self.hours[how]) + SHRINK)
+    }
+
+    /// Expected calls in `hour`.
+    pub fn expected(&self, hour: i64) -> f64 {
+        self.shrunk(hour, &self.calls)
+    }
+
+    /// Expected denies in `hour`, never below the identity's overall deny
+    /// rate with one extra deny.
+    pub fn expected_denies(&self, hour: i64) -> f64 {
+        let floor = (self.total_denies as f64 + 1.0) / (self.exposure.max(1) as f64);
+        self.shrunk(hour, &self.denies).max(floor)
+    }
+
+    /// No baseline calls in this hour of the week nor the ones either side
+    /// (wrapping around the week), each seen at least twice.
+    pub fn quiet(&self, hour: i64) -> bool {
+        let how = hour_of_week(hour) as i64;
+        [how - 1, how, how + 1].iter().all(|h| {
+            let h = h.rem_euclid(HOURS_PER_WEEK) as usize;
+            self.calls[h] == 0 && self.hours[h] >= 2
+        })
+    }
+
+    /// Expected calls in a quiet `hour`: the rate at that hour of the day on
+    /// any day, with half a call of prior so it is never zero.
+    pub fn expected_off_hours(&self, hour: i64) -> f64 {
+        let hod = hour_of_week(hour) % 24;
+        let (mut n, mut sum) = (0u32, 0i64);
+        for day in 0..7 {
+            n += self.hours[day * 24 + hod];
+            sum += self.calls[day * 24 + hod];
+        }
+        (sum as f64 + 0.5) / (f64::from(n) + 1.0)
+    }
+}
+
+/// Baseline calls and denies per hour.
+type BaselineHours = BTreeMap<i64, (i64, i64)>;
+/// Detection-window calls, allowed and denied calls per hour.
+type DetectHours = BTreeMap<i64, (i64, i64, i64)>;
+
+/// One tested hour.
+#[derive(Debug, Clone, Copy)]
+struct Tested {
+    hour: i64,
+    observed: i64,
+    allowed: i64,
+    denied: i64,
+    expected: f64,
+    p: f64,
+}
+
+pub(crate) fn detect(
+    settings: &DetectSettings,
+    windows: &Windows,
+    seasoned: &[&SubjectStats],
+    hourly: &[HourCount],
+) -> Vec<Draft> {
+    let mut by_subject: HashMap<&str, (BaselineHours, DetectHours)> = HashMap::new();
+    for h in hourly {
+        let entry = by_subject.entry(&h.subject).or_default();
+        match h.slot {
+            Slot::Detect => {
+                let e = entry.1.entry(h.hour).or_default();
+                e.0 += h.count;
+                e.1 += h.allow_count;
+                e.2 += h.deny_count;
+            }
+            _ => {
+                let e = entry.0.entry(h.hour).or_default();
+                e.0 += h.count;
+                e.1 += h.deny_count;
+            }
+        }
+    }
+    let detect_first = hour_index(windows.detect_start);
+    let detect_end = hour_index(windows.now) + 1;
+    let baseline_end = detect_first;
+    // Every (identity, hour) pair tested, for the correction.
+    let mut tests = 0usize;
+    let mut candidates: Vec<(FindingKind, &SubjectStats, Profile, Vec<Tested>)> = Vec::new();
+    let empty = (BTreeMap::new(), BTreeMap::new());
+    for s in seasoned {
+        let (base, det) = by_subject.get(s.subject.as_str()).unwrap_or(&empty);
+        let first = hour_index(windows.baseline_start.max(s.first_seen));
+        if first >= baseline_end {
+            continue;
+        }
+        let profile = Profile::new(first, baseline_end, base);
+        tests += usize::try_from(detect_end - detect_first).unwrap_or(0);
+        let mut volume = Vec::new();
+        let mut denies = Vec::new();
+        let mut off = Vec::new();
+        let history = Duration::hours(profile.exposure);
+        for (&hour, &(observed, allowed, denied)) in det {
+            let quiet = profile.quiet(hour);
+            if quiet {
+                if history >= settings.off_hours_min_history
+                    && observed >= settings.off_hours_min_count
+                {
+                    let expected = profile.expected_off_hours(hour);
+                    let p = upper_tail(observed as u64, expected, 1.0);
+                    off.push(Tested {
+                        hour,
+                        observed,
+                        allowed,
+                        denied,
+                        expected,
+                        p,
+                    });
+                }
+            } else {
+                let expected = profile.expected(hour);
+                if observed as f64 >= settings.spike_ratio * expected
+                    && (observed as f64 - expected) >= settings.volume_min_excess as f64
+                {
+                    let p = upper_tail(observed as u64, expected, profile.dispersion);
+                    volume.push(Tested {
+                        hour,
+                        observed,
+                        allowed,
+                        denied,
+                        expected,
+                        p,
+                    });
+                }
+            }
+            let expected = profile.expected_denies(hour);
+            if denied >= settings.deny_min_count && denied as f64 >= settings.spike_ratio * expected
+            {
+                let p = upper_tail(denied as u64, expected, profile.deny_dispersion);
+                denies.push(Tested {
+                    hour,
+                    observed: denied,
+                    allowed,
+                    denied,
+                    expected,
+                    p,
+                });
+            }
+        }
+        for (kind, hours) in [
+            (FindingKind::VolumeSpike, volume),
+            (FindingKind::DenySpike, denies),
+            (FindingKind::OffHours, off),
+        ] {
+            if !hours.is_empty() {
+                candidates.push((kind, s, profile.clone(), hours));
+            }
+        }
+    }
+    let mut drafts = Vec::new();
+    for (kind, s, profile, hours) in candidates {
+        let significant: Vec<Tested> = hours
+            .into_iter()
+            .filter(|t| bonferroni(t.p, tests) < settings.alpha)
+            .collect();
+        if let Some(draft) = finding(kind, windows, s, &profile, &significant, tests) {
+            drafts.push(draft);
+        }
+    }
+    drafts
+}
+
+fn finding(
+    kind: FindingKind,
+    windows: &Windows,
+    s: &SubjectStats,
+    profile: &Profile,
+    hours: &[Tested],
+    tests: usize,
+) -> Option<Draft> {
+    let worst = hours
+        .iter()
+        .min_by(|a, b| a.p.total_cmp(&b.p).then(a.hour.cmp(&b.hour)))?;
+    let first = hours.iter().map(|t| t.hour).min()?;
+    let last = hours.iter().map(|t| t.hour).max()?;
+    let observed: i64 = hours.iter().map(|t| t.observed).sum();
+    let expected: f64 = hours.iter().map(|t| t.expected).sum();
+    let allow_count: i64 = hours.iter().map(|t| t.allowed).sum();
+    let deny_count: i64 = hours.iter().map(|t| t.denied).sum();
+    let ratio = if expected > 0.0 {
+        observed as f64 / expected
+    } else {
+        f64::INFINITY
+    };
+    let score = score(
+        kind,
+        ScoreInputs {
+            allow_count: if kind == FindingKind::DenySpike {
+                0
+            } else {
+                allow_count
+            },
+            deny_count,
+            ratio,
+            ..ScoreInputs::default()
+        },
+    );
+    let first_seen = hour_start(first).max(windows.detect_start);
+    let last_seen = (hour_start(last + 1) - Duration::microseconds(1)).min(windows.now);
+    let weeks = profile.exposure as f64 / HOURS_PER_WEEK as f64;
+    let model = if (if kind == FindingKind::DenySpike {
+        profile.deny_dispersion
+    } else {
+        profile.dispersion
+    }) > 1.0 + 1e-9
+    {
+        "negative binomial"
+    } else {
+        "Poisson"
+    };
+    let p_adjusted = bonferroni(worst.p, tests);
+    let hour_text = |t: &Tested| {
+        let start = hour_start(t.hour);
+        format!(
+            "{} {}:00–{}:00 UTC",
+            start.format("%a %Y-%m-%d"),
+            start.format("%H"),
+            (start + Duration::hours(1)).format("%H")
+        )
+    };
+    let others = if hours.len() > 1 {
+        format!(
+            " {} more hours stand out, {} calls in all.",
+            hours.len() - 1,
+            observed
+        )
+    } else {
+        String::new()
+    };
+    let (what, baseline) = match kind {
+        FindingKind::VolumeSpike => (
+            format!("made {} calls", worst.observed),
+            format!(
+                "{:.1} expected from its baseline rate for that hour of the week",
+                worst.expected
+            ),
+        ),
+        FindingKind::DenySpike => (
+            format!("was denied {} times", worst.observed),
+            format!(
+                "{:.2} denies expected ({} denies in its whole baseline)",
+                worst.expected, profile.total_denies
+            ),
+        ),
+        _ => (
+            format!("made {} calls", worst.observed),
+            format!(
+                "none in that hour of the week or either side of it in its baseline, \
+                 {:.2} expected from that hour of the day",
+                worst.expected
+            ),
+        ),
+    };
+    let explanation = format!(
+        "{subject} {what} in {hour} ({mix}); {baseline}, over {weeks:.1} weeks of baseline \
+         ({range}). p = {p:.1e} ({model}), {p_adj:.1e} after correcting for {tests} hourly tests.{others}",
+        subject = s.subject,
+        hour = hour_text(worst),
+        mix = mix(worst.allowed, worst.denied),
+        range = explain::range(windows.baseline_start.max(s.first_seen), windows.detect_start),
+        p = worst.p,
+        p_adj = p_adjusted,
+    );
+    let evidence = json!({
+        "baseline_start": explain::time(windows.baseline_start.max(s.first_seen)),
+        "baseline_end": explain::time(windows.detect_start),
+        "baseline_hours": profile.exposure,
+        "baseline_calls": profile.total_calls,
+        "baseline_denies": profile.total_denies,
+        "dispersion": if kind == FindingKind::DenySpike { profile.deny_dispersion } else { profile.dispersion },
+        "model": model,
+        "tests": tests,
+        "observed": observed,
+        "expected": expected,
+        "p_value": worst.p,
+        "p_adjusted": p_adjusted,
+        "hours": hours.iter().map(|t| json!({
+            "hour": explain::time(hour_start(t.hour)),
+            "observed": t.observed,
+            "expected": t.expected,
+            "p_value": t.p,
+        })).collect::<Vec<_>>(),
+    });
+    let worst_hour = explain::time(hour_start(worst.hour));
+    Some(build(
+        Common {
+            kind,
+            subject: &s.subject,
+            id_parts: vec![Some(&worst_hour)],
+            action: None,
+            resource_pattern: None,
+            target: None,
+            first_seen,
+            last_seen,
+            count: observed,
+            allow_count,
+            deny_count,
+        },
+        score,
+        explanation,
+        evidence,
+        EvidenceQuery {
+            subject: s.subject.clone(),
+            start: Some(hour_start(worst.hour).max(windows.detect_start)),
+            until: Some((hour_start(worst.hour + 1) - Duration::microseconds(1)).min(windows.now)),
+            decision: (kind == FindingKind::DenySpike).then_some("deny"),
+            ..EvidenceQuery::default()
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hour_of_week_starts_monday_and_wraps() {
+        // 1970-01-01 00:00 was a Thursday: 3 days into the week.
+        assert_eq!(hour_of_week(0), 72);
+        // 1970-01-05 00:00 was a Monday.
+        assert_eq!(hour_of_week(4 * 24), 0);
+        assert_eq!(hour_of_week(4 * 24 - 1), 167);
+        assert_eq!(hour_of_week(-1), 71);
+    }
+}
