@@ -77,6 +77,36 @@ pub enum Command {
   overreach simulate --out ./sim-k8s --format k8s-audit
       then: overreach ingest --format k8s-audit --trust-domain prod.acme.example --file ./sim-k8s/decisions/*.jsonl")]
     Simulate(SimulateArgs),
+    /// Measure the detectors on labelled data: precision, recall and findings per identity per day.
+    #[command(after_help = "Examples:
+  overreach simulate --out ./sim --seed 2
+  overreach ingest --file ./sim/decisions/*.jsonl --data ./sim-data
+  overreach evaluate --data ./sim-data --labels ./sim/labels.jsonl --clean-days 3
+  bash bench/evaluate.sh          # the whole loop, training and evaluation seeds")]
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The labels `overreach simulate` wrote (labels.jsonl).
+    #[arg(long, env = "OVERREACH_LABELS")]
+    pub labels: PathBuf,
+    /// Also evaluate this many incident-free days before the first incident.
+    #[arg(long, default_value_t = 3)]
+    pub clean_days: u32,
+    /// Baseline window before each evaluated day.
+    #[arg(long, env = "OVERREACH_BASELINE", default_value = "28d")]
+    pub baseline: String,
+    /// Write the report as JSON here as well.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write every evaluated day's findings (JSON lines) here.
+    #[arg(long)]
+    pub findings_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub detect: DetectArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -376,6 +406,60 @@ pub struct SimulateArgs {
     pub incidents_per_kind: u32,
 }
 
+async fn evaluate(args: EvaluateArgs) -> Result<()> {
+    use crate::evaluate::{analyze_days, read_labels, render, score};
+    let labels = read_labels(&args.labels)?;
+    let incidents: Vec<_> = labels.iter().filter(|l| !l.benign).collect();
+    let first = incidents
+        .iter()
+        .map(|i| i.start.date_naive())
+        .min()
+        .context("the labels hold no incident to evaluate against")?;
+    let last = incidents
+        .iter()
+        .map(|i| i.end.date_naive())
+        .max()
+        .context("the labels hold no incident to evaluate against")?;
+    let first = first - chrono::Duration::days(i64::from(args.clean_days));
+    let mut settings = AnalyzeSettings::new(DataDir::new(&args.data.data));
+    settings.baseline = parse_duration(&args.baseline).context("--baseline")?;
+    args.detect.apply(&mut settings.detect_settings)?;
+    eprintln!(
+        "evaluating {first} to {last} against {} incidents",
+        incidents.len()
+    );
+    let started = std::time::Instant::now();
+    let days = analyze_days(&settings, first, last, |d| {
+        eprintln!(
+            "{}: {} findings, {} active identities ({:.0}s)",
+            d.day,
+            d.findings.len(),
+            d.identities,
+            started.elapsed().as_secs_f64()
+        );
+    })
+    .await?;
+    if let Some(path) = &args.findings_out {
+        let mut lines = String::new();
+        for d in &days {
+            for f in &d.findings {
+                lines.push_str(&serde_json::to_string(
+                    &serde_json::json!({"day": d.day, "finding": f}),
+                )?);
+                lines.push('\n');
+            }
+        }
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let report = score(&days, &labels);
+    print!("{}", render(&report));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn simulate(args: SimulateArgs) -> Result<()> {
     let settings = overreach_sim::SimSettings {
         out: args.out,
@@ -512,6 +596,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => rt.block_on(serve(DataDir::new(&args.data.data), args.listen)),
         Command::Demo(args) => crate::demo::run(&rt, args),
         Command::Simulate(args) => simulate(args),
+        Command::Evaluate(args) => rt.block_on(evaluate(args)),
     }
 }
 

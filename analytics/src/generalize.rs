@@ -103,6 +103,8 @@ impl Generalizer {
 
     /// Steps 1 and 2: the rules that do not depend on the identity.
     pub fn resource(&self, resource: &str) -> String {
+        let canonical = kubernetes_path(resource);
+        let resource = canonical.as_deref().unwrap_or(resource);
         let (kind, name) = split_name(resource);
         let mut out = match name {
             // Event objects are named after what they report on plus a
@@ -157,6 +159,60 @@ impl Generalizer {
                 .collect(),
         }
     }
+}
+
+/// A Kubernetes API path as a proxy or OPA logs it (`/api/v1/namespaces/
+/// shop/pods/web-0/log`, `/apis/apps/v1/deployments`) in the form the
+/// audit decoder gives the same request (`namespaces/shop/core/pods/log:
+/// web-0`, `apps/deployments`), so both kinds of log make the same keys.
+fn kubernetes_path(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", "v1", rest @ ..] => ("core", rest),
+        ["apis", group, version, rest @ ..] if is_api_version(version) => (*group, rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["watch", rest @ ..] => rest,
+        rest => rest,
+    };
+    let (namespace, rest): (Option<&str>, &[&str]) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
+        rest => (None, rest),
+    };
+    let (resource, name, sub) = match rest {
+        [resource] => (*resource, None, None),
+        [resource, name] => (*resource, Some(*name), None),
+        [resource, name, sub @ ..] => (*resource, Some(*name), Some(sub.join("/"))),
+        [] => return None,
+    };
+    let mut out = String::new();
+    if let Some(ns) = namespace {
+        out.push_str(&format!("namespaces/{ns}/"));
+    }
+    out.push_str(&format!("{group}/{resource}"));
+    if let Some(sub) = sub {
+        out.push_str(&format!("/{sub}"));
+    }
+    if let Some(name) = name {
+        out.push_str(&format!(":{name}"));
+    }
+    Some(out)
+}
+
+/// `v1`, `v2beta1`, `v1alpha3`: a Kubernetes API version.
+fn is_api_version(v: &str) -> bool {
+    let Some(rest) = v.strip_prefix('v') else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let tail = &rest[digits..];
+    digits > 0
+        && (tail.is_empty()
+            || ["alpha", "beta"].iter().any(|stage| {
+                tail.strip_prefix(stage)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            }))
 }
 
 /// `namespaces/NS/REST` is (`NS`, `REST`).
@@ -322,7 +378,9 @@ mod tests {
             ("/v1/reports/2026-11-30/summary", "/v1/reports/{id}/summary"),
             ("/v1/at/2026-11-30T12:00:00Z", "/v1/at/{id}"),
             ("/v1/orders/ord_8f3kd9s0q/items", "/v1/orders/{id}/items"),
+            ("/v2beta1/ipv6/status", "/v2beta1/ipv6/status"),
             ("/api/v2beta1/ipv6/status", "/api/v2beta1/ipv6/status"),
+            ("/apis/x/latest/things", "/apis/x/latest/things"),
             (
                 "/v1/blobs/9f86d081884c7d659a2feaa0c55ad015",
                 "/v1/blobs/{id}",
@@ -347,6 +405,21 @@ mod tests {
                 "namespaces/ns/core/secrets:db-password",
             ),
             ("apps/deployments", "apps/deployments"),
+            (
+                "/api/v1/namespaces/shop/pods/web-6c4fdd7866-b52lw/log",
+                "namespaces/shop/core/pods/log:web-{id}-{id}",
+            ),
+            (
+                "/apis/apps/v1/namespaces/shop/deployments",
+                "namespaces/shop/apps/deployments",
+            ),
+            ("/apis/apps/v1/deployments", "apps/deployments"),
+            ("/api/v1/namespaces/shop", "core/namespaces:shop"),
+            (
+                "/api/v1/watch/namespaces/shop/secrets/db",
+                "namespaces/shop/core/secrets:db",
+            ),
+            ("/api", "/api"),
             (
                 "namespaces/l/core/events:loki-0.173e3bd1729e54a4",
                 "namespaces/l/core/events:*",

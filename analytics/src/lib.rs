@@ -25,6 +25,7 @@ pub mod generalize;
 pub mod glob;
 pub mod grants;
 mod hash;
+pub mod rbac;
 pub mod rightsizing;
 pub mod stats;
 mod store;
@@ -170,6 +171,7 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
 
     let keys = store.key_stats(&windows).await?;
     let hourly = store.hourly(&windows).await?;
+    let key_hours = store.key_hours(&windows).await?;
     let sources = store.sources(&windows).await?;
     let credentials = store.credentials(&windows).await?;
     let concrete_keys = store.concrete_keys(&windows).await?;
@@ -180,6 +182,7 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
             subjects: &subjects,
             keys: &keys,
             hourly: &hourly,
+            key_hours: &key_hours,
             sources: &sources,
             credentials: &credentials,
         },

@@ -79,6 +79,18 @@ pub(crate) struct HourCount {
     pub deny_count: i64,
 }
 
+/// Calls of one reach key (as stored) in one clock hour of the detection
+/// window.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct KeyHour {
+    pub subject: String,
+    pub action: String,
+    pub resource_pattern: String,
+    pub target: Option<String>,
+    pub hour: i64,
+    pub allow_count: i64,
+}
+
 /// Calls of one subject from one source address in the baseline window,
 /// or of one reach key from one address in the detection window.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -319,6 +331,18 @@ impl EventStore {
             events = deduped("time >= $baseline_start AND time <= $now"),
         );
         self.query("hourly rates", &sql, Some(windows)).await
+    }
+
+    /// Allowed calls per reach key and clock hour in the detection window.
+    pub async fn key_hours(&self, windows: &Windows) -> Result<Vec<KeyHour>> {
+        let sql = format!(
+            "SELECT subject, action, key_resource AS resource_pattern, target, hour, \
+                    COUNT(*) AS allow_count \
+             FROM (SELECT {KEY_RESOURCE} AS key_resource, {HOUR} AS hour, * FROM ({events}) AS d) AS ev \
+             GROUP BY subject, action, key_resource, target, hour",
+            events = deduped("time >= $detect_start AND time <= $now AND decision = 'allow'"),
+        );
+        self.query("hourly key use", &sql, Some(windows)).await
     }
 
     /// Source addresses: per subject in the baseline window, per reach key

@@ -38,7 +38,7 @@ pub use score::{score, severity, FindingKind, ScoreInputs};
 use crate::generalize::Generalizer;
 use crate::hash::stable_id;
 use crate::store::{
-    CredentialStats, EvidenceQuery, HourCount, KeyStats, SourceCount, SubjectStats,
+    CredentialStats, EvidenceQuery, HourCount, KeyHour, KeyStats, SourceCount, SubjectStats,
 };
 use crate::windows::Windows;
 
@@ -119,6 +119,7 @@ pub(crate) struct Inputs<'a> {
     pub subjects: &'a [SubjectStats],
     pub keys: &'a [KeyStats],
     pub hourly: &'a [HourCount],
+    pub key_hours: &'a [KeyHour],
     pub sources: &'a [SourceCount],
     pub credentials: &'a [CredentialStats],
 }
@@ -178,7 +179,14 @@ pub(crate) fn detect(settings: &DetectSettings, inputs: &Inputs<'_>) -> Detectio
         }
     }
     drafts.extend(novelty::detect(settings, windows, &seasoned, &keys, inputs));
-    drafts.extend(rates::detect(settings, windows, &seasoned, inputs.hourly));
+    drafts.extend(rates::detect(
+        settings,
+        windows,
+        &seasoned,
+        inputs.hourly,
+        inputs.keys,
+        inputs.key_hours,
+    ));
     drafts.extend(credentials::detect(settings, windows, inputs.credentials));
 
     let mut below_min_score: HashMap<&'static str, i64> = HashMap::new();

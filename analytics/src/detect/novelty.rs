@@ -327,6 +327,8 @@ struct Known<'a> {
     target_domains: BTreeSet<&'a str>,
     target_environments: BTreeSet<&'static str>,
     networks: BTreeSet<String>,
+    /// Addresses that made calls on known keys in the detection window.
+    routine_sources: BTreeSet<&'a str>,
     events: i64,
     key_count: i64,
 }
@@ -393,6 +395,7 @@ pub(crate) fn detect(
             target_domains: BTreeSet::new(),
             target_environments: BTreeSet::new(),
             networks: baseline_networks.remove(subject).unwrap_or_default(),
+            routine_sources: BTreeSet::new(),
             events: keys.baseline_events(subject),
             key_count: keys.baseline_keys(subject),
         };
@@ -407,6 +410,12 @@ pub(crate) fn detect(
                     known.target_domains.insert(td);
                     known.target_environments.extend(environment_of(td));
                 }
+            }
+        }
+        for (key, used) in keys.detect_of(subject) {
+            if known.keys.contains(key) {
+                let routine = addresses(&detect_sources, subject, key, used);
+                known.routine_sources.extend(routine);
             }
         }
         let peers: Vec<&str> = peer_group(subject)
@@ -471,14 +480,28 @@ fn addresses<'a>(
 }
 
 /// New networks among `sources`, and whether use looks like a rollout:
-/// at least two addresses, all in known networks, over at least 3 hours.
-fn place(known: &Known<'_>, sources: &BTreeSet<&str>, hours: i64) -> (Vec<String>, bool) {
+/// all addresses in known networks, and either spread over at least 3
+/// hours from two or more replicas, over at least 6 hours from one, or
+/// made only from addresses that also made the identity's routine calls
+/// in the window and spread over at least 90 minutes (the workload's own
+/// new pods, not a caller somewhere else).
+fn place(
+    known: &Known<'_>,
+    sources: &BTreeSet<&str>,
+    used: (i64, DateTime<Utc>, DateTime<Utc>),
+) -> (Vec<String>, bool) {
+    let (hours, first, last) = used;
     let new: BTreeSet<String> = sources
         .iter()
         .map(|a| network(a))
         .filter(|n| !known.networks.contains(n))
         .collect();
-    let rollout = sources.len() >= 2 && new.is_empty() && hours >= 3;
+    let routine = !sources.is_empty()
+        && sources.iter().all(|a| known.routine_sources.contains(a))
+        && last - first >= Duration::minutes(90);
+    let rollout = !sources.is_empty()
+        && new.is_empty()
+        && ((sources.len() >= 2 && hours >= 3) || hours >= 6 || routine);
     (new.into_iter().collect(), rollout)
 }
 
@@ -534,7 +557,11 @@ fn new_key(
     };
     let write = is_write_action(action);
     let sensitive = is_sensitive_resource(resource);
-    let (new_networks, rollout) = place(known, sources, used.hours);
+    let (new_networks, rollout) = place(
+        known,
+        sources,
+        (used.hours, used.first_seen, used.last_seen),
+    );
     let score = score(
         kind,
         ScoreInputs {
@@ -677,7 +704,7 @@ fn new_target(
         .unwrap_or(windows.now);
     let write = used.iter().any(|((a, _, _), _)| is_write_action(a));
     let sensitive = used.iter().any(|((_, r, _), _)| is_sensitive_resource(r));
-    let (new_networks, rollout) = place(known, sources, hours);
+    let (new_networks, rollout) = place(known, sources, (hours, first_seen, last_seen));
     let score = score(
         kind,
         ScoreInputs {

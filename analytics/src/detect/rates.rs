@@ -18,15 +18,19 @@
 //! the observed count; p-values are Bonferroni-corrected for every hour of
 //! every identity tested in the run, and compared with `alpha`.
 //!
-//! - `volume-spike`: an hour with at least `spike_ratio` times and
-//!   `volume_min_excess` calls more than expected, in an hour of the week
-//!   the identity is normally active (else it is `off-hours`).
+//! - `volume-spike`: allowed calls at least `spike_ratio` times and
+//!   `volume_min_excess` above expectation, in an hour of the week the
+//!   identity is normally active (else it is `off-hours`): for the identity
+//!   in one hour, or for one of its keys (half the excess) in one hour or
+//!   over the whole detection window, the key's expectation being its own
+//!   rate since its first use (keys used for less than `min_history` are
+//!   not tested: a deploy's new route has no rate yet).
 //! - `deny-spike`: the same on denied calls, with at least
 //!   `deny_min_count` denies; the expected rate is never below
 //!   `(baseline denies + 1) / baseline hours`.
 //! - `off-hours`: calls in hours of the week where the baseline has none,
-//!   and none in the hour before or after (wrapping around the week), seen
-//!   in at least two weeks of baseline; tested against the identity's rate
+//!   and none in the hour before or after (wrapping around the week), with
+//!   at least a week of baseline; tested against the identity's rate
 //!   at that hour of the day on any day, so a tool that never runs at 3 am
 //!   is flagged and one that is merely quiet on Sundays is not.
 //!
@@ -41,7 +45,7 @@ use serde_json::json;
 use super::{build, mix, score, Common, DetectSettings, Draft, FindingKind, ScoreInputs};
 use crate::explain;
 use crate::stats::{bonferroni, dispersion, upper_tail};
-use crate::store::{EvidenceQuery, HourCount, Slot, SubjectStats};
+use crate::store::{EvidenceQuery, HourCount, KeyHour, KeyStats, Slot, SubjectStats};
 use crate::windows::Windows;
 
 const HOURS_PER_WEEK: i64 = 168;
@@ -142,14 +146,27 @@ impl Profile {
         self.shrunk(hour, &self.denies).max(floor)
     }
 
+    /// The share of baseline calls that were allowed (1 with no calls).
+    pub fn allowed_share(&self) -> f64 {
+        if self.total_calls > 0 {
+            (self.total_calls - self.total_denies).max(0) as f64 / self.total_calls as f64
+        } else {
+            1.0
+        }
+    }
+
     /// No baseline calls in this hour of the week nor the ones either side
-    /// (wrapping around the week), each seen at least twice.
+    /// (wrapping around the week), each seen at least once, and its hour
+    /// of the day seen on at least seven days.
     pub fn quiet(&self, hour: i64) -> bool {
         let how = hour_of_week(hour) as i64;
-        [how - 1, how, how + 1].iter().all(|h| {
-            let h = h.rem_euclid(HOURS_PER_WEEK) as usize;
-            self.calls[h] == 0 && self.hours[h] >= 2
-        })
+        let hod = (how % 24) as usize;
+        let days_seen: u32 = (0..7).map(|day| self.hours[day * 24 + hod]).sum();
+        days_seen >= 7
+            && [how - 1, how, how + 1].iter().all(|h| {
+                let h = h.rem_euclid(HOURS_PER_WEEK) as usize;
+                self.calls[h] == 0 && self.hours[h] >= 1
+            })
     }
 
     /// Expected calls in a quiet `hour`: the rate at that hour of the day on
@@ -170,8 +187,9 @@ type BaselineHours = BTreeMap<i64, (i64, i64)>;
 /// Detection-window calls, allowed and denied calls per hour.
 type DetectHours = BTreeMap<i64, (i64, i64, i64)>;
 
-/// One tested hour.
-#[derive(Debug, Clone, Copy)]
+/// One tested hour (or, for a key's whole-window test, the first hour of
+/// the window).
+#[derive(Debug, Clone)]
 struct Tested {
     hour: i64,
     observed: i64,
@@ -179,6 +197,28 @@ struct Tested {
     denied: i64,
     expected: f64,
     p: f64,
+    /// The reach key tested, for key-level volume tests.
+    key: Option<KeyRef>,
+    /// True for a test over the whole detection window.
+    whole_window: bool,
+}
+
+/// A reach key as the store groups it: action, store resource, target.
+type KeyRef = (String, String, Option<String>);
+
+impl Tested {
+    fn hourly(hour: i64, observed: i64, allowed: i64, denied: i64, expected: f64, p: f64) -> Self {
+        Self {
+            hour,
+            observed,
+            allowed,
+            denied,
+            expected,
+            p,
+            key: None,
+            whole_window: false,
+        }
+    }
 }
 
 pub(crate) fn detect(
@@ -186,7 +226,41 @@ pub(crate) fn detect(
     windows: &Windows,
     seasoned: &[&SubjectStats],
     hourly: &[HourCount],
+    keys: &[KeyStats],
+    key_hourly: &[KeyHour],
 ) -> Vec<Draft> {
+    // Allowed baseline calls per key, and detection-window allowed calls
+    // per key and hour, by subject.
+    let mut baseline_keys: HashMap<&str, HashMap<KeyRef, (i64, i64)>> = HashMap::new();
+    for k in keys.iter().filter(|k| k.slot == Slot::Baseline) {
+        let entry = baseline_keys
+            .entry(&k.subject)
+            .or_default()
+            .entry((
+                k.action.clone(),
+                k.resource_pattern.clone(),
+                k.target.clone(),
+            ))
+            .or_insert((0, i64::MAX));
+        entry.0 += k.allow_count;
+        entry.1 = entry
+            .1
+            .min(hour_index(k.first_seen.max(windows.baseline_start)));
+    }
+    let mut key_hours: HashMap<&str, BTreeMap<KeyRef, BTreeMap<i64, i64>>> = HashMap::new();
+    for k in key_hourly {
+        *key_hours
+            .entry(&k.subject)
+            .or_default()
+            .entry((
+                k.action.clone(),
+                k.resource_pattern.clone(),
+                k.target.clone(),
+            ))
+            .or_default()
+            .entry(k.hour)
+            .or_default() += k.allow_count;
+    }
     let mut by_subject: HashMap<&str, (BaselineHours, DetectHours)> = HashMap::new();
     for h in hourly {
         let entry = by_subject.entry(&h.subject).or_default();
@@ -231,45 +305,32 @@ pub(crate) fn detect(
                 {
                     let expected = profile.expected_off_hours(hour);
                     let p = upper_tail(observed as u64, expected, 1.0);
-                    off.push(Tested {
-                        hour,
-                        observed,
-                        allowed,
-                        denied,
-                        expected,
-                        p,
-                    });
+                    off.push(Tested::hourly(hour, observed, allowed, denied, expected, p));
                 }
             } else {
-                let expected = profile.expected(hour);
-                if observed as f64 >= settings.spike_ratio * expected
-                    && (observed as f64 - expected) >= settings.volume_min_excess as f64
+                let expected = profile.expected(hour) * profile.allowed_share();
+                if allowed as f64 >= settings.spike_ratio * expected
+                    && (allowed as f64 - expected) >= settings.volume_min_excess as f64
                 {
-                    let p = upper_tail(observed as u64, expected, profile.dispersion);
-                    volume.push(Tested {
-                        hour,
-                        observed,
-                        allowed,
-                        denied,
-                        expected,
-                        p,
-                    });
+                    let p = upper_tail(allowed as u64, expected, profile.dispersion);
+                    volume.push(Tested::hourly(hour, allowed, allowed, denied, expected, p));
                 }
             }
             let expected = profile.expected_denies(hour);
             if denied >= settings.deny_min_count && denied as f64 >= settings.spike_ratio * expected
             {
                 let p = upper_tail(denied as u64, expected, profile.deny_dispersion);
-                denies.push(Tested {
-                    hour,
-                    observed: denied,
-                    allowed,
-                    denied,
-                    expected,
-                    p,
-                });
+                denies.push(Tested::hourly(hour, denied, allowed, denied, expected, p));
             }
         }
+        tests += key_volume(
+            settings,
+            &profile,
+            (detect_first, detect_end),
+            key_hours.get(s.subject.as_str()),
+            baseline_keys.get(s.subject.as_str()),
+            &mut volume,
+        );
         for (kind, hours) in [
             (FindingKind::VolumeSpike, volume),
             (FindingKind::DenySpike, denies),
@@ -293,6 +354,71 @@ pub(crate) fn detect(
     drafts
 }
 
+/// Key-level volume tests: each key the identity has used for at least
+/// `min_history` of its baseline is expected to keep its own rate (calls
+/// since its first use), shaped by the identity's hour-of-week profile,
+/// hour by hour and over the whole window; a key used far above that is a
+/// spike even when the identity's total barely moves (one endpoint
+/// scraped while the rest is quiet). The excess needed is half the
+/// identity-level one. Keys younger than that (a deploy's new route) have
+/// no stable rate yet and are not tested. Returns the number of tests made.
+fn key_volume(
+    settings: &DetectSettings,
+    profile: &Profile,
+    (detect_first, detect_end): (i64, i64),
+    hours: Option<&BTreeMap<KeyRef, BTreeMap<i64, i64>>>,
+    baseline: Option<&HashMap<KeyRef, (i64, i64)>>,
+    out: &mut Vec<Tested>,
+) -> usize {
+    let (Some(hours), Some(baseline)) = (hours, baseline) else {
+        return 0;
+    };
+    if profile.total_calls == 0 || profile.exposure == 0 {
+        return 0;
+    }
+    let mean_rate = profile.total_calls as f64 / profile.exposure as f64;
+    let min_hours = settings.min_history.num_hours().max(1);
+    let min_excess = settings.volume_min_excess as f64 / 2.0;
+    let mut tests = 0;
+    let mut test = |observed: i64, expected: f64, hour: i64, key: &KeyRef, whole_window: bool| {
+        tests += 1;
+        if observed as f64 >= settings.spike_ratio * expected
+            && observed as f64 - expected >= min_excess
+        {
+            out.push(Tested {
+                hour,
+                observed,
+                allowed: observed,
+                denied: 0,
+                expected,
+                p: upper_tail(observed as u64, expected, profile.dispersion),
+                key: Some(key.clone()),
+                whole_window,
+            });
+        }
+    };
+    for (key, by_hour) in hours {
+        let Some(&(base, first_hour)) = baseline.get(key).filter(|b| b.0 > 0) else {
+            continue;
+        };
+        let key_hours = detect_first - first_hour;
+        if key_hours < min_hours {
+            continue;
+        }
+        // The key's own hourly rate, shaped by the identity's rhythm.
+        let share = base as f64 / key_hours as f64 / mean_rate;
+        for (&hour, &observed) in by_hour {
+            test(observed, profile.expected(hour) * share, hour, key, false);
+        }
+        let observed: i64 = by_hour.values().sum();
+        let expected: f64 = (detect_first..detect_end)
+            .map(|h| profile.expected(h) * share)
+            .sum();
+        test(observed, expected, detect_first, key, true);
+    }
+    tests
+}
+
 fn finding(
     kind: FindingKind,
     windows: &Windows,
@@ -304,12 +430,13 @@ fn finding(
     let worst = hours
         .iter()
         .min_by(|a, b| a.p.total_cmp(&b.p).then(a.hour.cmp(&b.hour)))?;
-    let first = hours.iter().map(|t| t.hour).min()?;
-    let last = hours.iter().map(|t| t.hour).max()?;
-    let observed: i64 = hours.iter().map(|t| t.observed).sum();
-    let expected: f64 = hours.iter().map(|t| t.expected).sum();
-    let allow_count: i64 = hours.iter().map(|t| t.allowed).sum();
-    let deny_count: i64 = hours.iter().map(|t| t.denied).sum();
+    // Hourly tests of the identity's total, without overlapping key tests,
+    // give the span; the most significant test gives the numbers.
+    let hourly: Vec<&Tested> = hours.iter().filter(|t| !t.whole_window).collect();
+    let first = hourly.iter().map(|t| t.hour).min().unwrap_or(worst.hour);
+    let last = hourly.iter().map(|t| t.hour).max().unwrap_or(worst.hour);
+    let (observed, expected) = (worst.observed, worst.expected);
+    let (allow_count, deny_count) = (worst.allowed, worst.denied);
     let ratio = if expected > 0.0 {
         observed as f64 / expected
     } else {
@@ -328,8 +455,14 @@ fn finding(
             ..ScoreInputs::default()
         },
     );
-    let first_seen = hour_start(first).max(windows.detect_start);
-    let last_seen = (hour_start(last + 1) - Duration::microseconds(1)).min(windows.now);
+    let (first_seen, last_seen) = if worst.whole_window {
+        (windows.detect_start, windows.now)
+    } else {
+        (
+            hour_start(first).max(windows.detect_start),
+            (hour_start(last + 1) - Duration::microseconds(1)).min(windows.now),
+        )
+    };
     let weeks = profile.exposure as f64 / HOURS_PER_WEEK as f64;
     let model = if (if kind == FindingKind::DenySpike {
         profile.deny_dispersion
@@ -343,6 +476,12 @@ fn finding(
     };
     let p_adjusted = bonferroni(worst.p, tests);
     let hour_text = |t: &Tested| {
+        if t.whole_window {
+            return format!(
+                "the detection window ({})",
+                explain::range(windows.detect_start, windows.now)
+            );
+        }
         let start = hour_start(t.hour);
         format!(
             "{} {}:00–{}:00 UTC",
@@ -352,21 +491,35 @@ fn finding(
         )
     };
     let others = if hours.len() > 1 {
-        format!(
-            " {} more hours stand out, {} calls in all.",
-            hours.len() - 1,
-            observed
-        )
+        format!(" {} more tests stand out.", hours.len() - 1)
     } else {
         String::new()
     };
+    let on_key = worst
+        .key
+        .as_ref()
+        .map(|(action, resource, target)| {
+            let at = target
+                .as_deref()
+                .map(|t| format!(" at `{t}`"))
+                .unwrap_or_default();
+            format!(" `{action} {resource}`{at}")
+        })
+        .unwrap_or_default();
     let (what, baseline) = match kind {
         FindingKind::VolumeSpike => (
-            format!("made {} calls", worst.observed),
-            format!(
-                "{:.1} expected from its baseline rate for that hour of the week",
-                worst.expected
-            ),
+            format!("made {} allowed calls{on_key}", worst.observed),
+            if worst.key.is_some() {
+                format!(
+                    "{:.1} expected from that call's share of its baseline rate",
+                    worst.expected
+                )
+            } else {
+                format!(
+                    "{:.1} expected from its baseline rate for that hour of the week",
+                    worst.expected
+                )
+            },
         ),
         FindingKind::DenySpike => (
             format!("was denied {} times", worst.observed),
@@ -386,11 +539,14 @@ fn finding(
     };
     let explanation = format!(
         "{subject} {what} in {hour} ({mix}); {baseline}, over {weeks:.1} weeks of baseline \
-         ({range}). p = {p:.1e} ({model}), {p_adj:.1e} after correcting for {tests} hourly tests.{others}",
+         ({range}). p = {p:.1e} ({model}), {p_adj:.1e} after correcting for {tests} tests.{others}",
         subject = s.subject,
         hour = hour_text(worst),
         mix = mix(worst.allowed, worst.denied),
-        range = explain::range(windows.baseline_start.max(s.first_seen), windows.detect_start),
+        range = explain::range(
+            windows.baseline_start.max(s.first_seen),
+            windows.detect_start
+        ),
         p = worst.p,
         p_adj = p_adjusted,
     );
@@ -407,19 +563,26 @@ fn finding(
         "expected": expected,
         "p_value": worst.p,
         "p_adjusted": p_adjusted,
-        "hours": hours.iter().map(|t| json!({
+        "key": worst.key.as_ref().map(|(a, r, t)| json!({"action": a, "resource": r, "target": t})),
+        "tests_standing_out": hours.iter().map(|t| json!({
             "hour": explain::time(hour_start(t.hour)),
+            "whole_window": t.whole_window,
+            "key": t.key.as_ref().map(|(a, r, _)| format!("{a} {r}")),
             "observed": t.observed,
             "expected": t.expected,
             "p_value": t.p,
         })).collect::<Vec<_>>(),
     });
     let worst_hour = explain::time(hour_start(worst.hour));
+    let worst_key = worst
+        .key
+        .as_ref()
+        .map(|(a, r, t)| format!("{a} {r} {}", t.as_deref().unwrap_or("")));
     Some(build(
         Common {
             kind,
             subject: &s.subject,
-            id_parts: vec![Some(&worst_hour)],
+            id_parts: vec![Some(&worst_hour), worst_key.as_deref()],
             action: None,
             resource_pattern: None,
             target: None,
@@ -434,9 +597,20 @@ fn finding(
         evidence,
         EvidenceQuery {
             subject: s.subject.clone(),
-            start: Some(hour_start(worst.hour).max(windows.detect_start)),
-            until: Some((hour_start(worst.hour + 1) - Duration::microseconds(1)).min(windows.now)),
-            decision: (kind == FindingKind::DenySpike).then_some("deny"),
+            start: Some(first_seen),
+            until: Some(if worst.whole_window {
+                windows.now
+            } else {
+                (hour_start(worst.hour + 1) - Duration::microseconds(1)).min(windows.now)
+            }),
+            action: worst.key.as_ref().map(|k| k.0.clone()),
+            resources: worst.key.iter().map(|k| k.1.clone()).collect(),
+            target: worst.key.as_ref().map(|k| k.2.clone()),
+            decision: match kind {
+                FindingKind::DenySpike => Some("deny"),
+                FindingKind::VolumeSpike => Some("allow"),
+                _ => None,
+            },
             ..EvidenceQuery::default()
         },
     ))

@@ -163,7 +163,7 @@ pub struct ScoreInputs {
 /// + sensitive    +15 for secrets, tokens, roles and bindings
 /// + new network  +25 from a network the identity's baseline never used
 /// + expired      +10 for an expired credential
-/// - rollout      -20 when spread over several known replicas and hours
+/// - rollout      -30 when spread over known replicas and hours
 /// clamped to 0..=100
 /// ```
 pub fn score(kind: FindingKind, inputs: ScoreInputs) -> i64 {
@@ -196,7 +196,7 @@ pub fn score(kind: FindingKind, inputs: ScoreInputs) -> i64 {
         + flag(inputs.sensitive, 15)
         + flag(inputs.new_network, 25)
         + flag(inputs.expired, 10)
-        - flag(inputs.rollout, 20))
+        - flag(inputs.rollout, 30))
     .clamp(0, 100)
 }
 

@@ -8,7 +8,9 @@ use proptest::prelude::*;
 
 use super::rates::{hour_index, hour_of_week, Profile};
 use super::*;
-use crate::store::{CredentialStats, HourCount, KeyStats, Slot, SourceCount, SubjectStats};
+use crate::store::{
+    CredentialStats, HourCount, KeyHour, KeyStats, Slot, SourceCount, SubjectStats,
+};
 
 const API: &str = "spiffe://prod.example.org/ns/shop/sa/api";
 const WEB: &str = "spiffe://prod.example.org/ns/shop/sa/web";
@@ -131,6 +133,7 @@ fn inputs<'a>(
         subjects,
         keys,
         hourly,
+        key_hours: &[],
         sources,
         credentials,
     }
@@ -424,10 +427,86 @@ fn volume_spike_needs_a_big_and_significant_excess() {
         "a constant baseline is not overdispersed"
     );
     assert!(
-        f.explanation.contains("made 200 calls in"),
+        f.explanation.contains("made 200 allowed calls in"),
         "{}",
         f.explanation
     );
+}
+
+#[test]
+fn one_key_far_above_its_share_is_a_volume_spike() {
+    let w = windows();
+    let subjects = [subject(API, 40)];
+    let hours = hour_index(w.detect_start) - hour_index(w.baseline_start);
+    // 20 calls an hour: 19 on the main key, 1 on the blob key.
+    let keys = [
+        key(
+            Slot::Baseline,
+            API,
+            "GET",
+            "/v1/items/{id}",
+            Some(DB),
+            19 * hours,
+            0,
+        ),
+        key(
+            Slot::Baseline,
+            API,
+            "GET",
+            "/v1/blobs/{id}",
+            Some(DB),
+            hours,
+            0,
+        ),
+        key(Slot::Detect, API, "GET", "/v1/items/{id}", Some(DB), 19, 0),
+        key(Slot::Detect, API, "GET", "/v1/blobs/{id}", Some(DB), 16, 0),
+    ];
+    let mut hourly = steady(API, 20);
+    let hour = hour_index(now()) - 5;
+    hourly.push(HourCount {
+        slot: Slot::Detect,
+        subject: API.into(),
+        hour,
+        count: 35,
+        allow_count: 35,
+        deny_count: 0,
+    });
+    let key_hour = |resource: &str, allow_count| KeyHour {
+        subject: API.into(),
+        action: "GET".into(),
+        resource_pattern: resource.into(),
+        target: Some(DB.into()),
+        hour,
+        allow_count,
+    };
+    let key_hours = [
+        key_hour("/v1/items/{id}", 19),
+        key_hour("/v1/blobs/{id}", 16),
+    ];
+    let mut i = inputs(&w, &subjects, &keys, &hourly, &[], &[]);
+    let d = run(
+        &DetectSettings::default(),
+        Inputs {
+            key_hours: &[],
+            ..i
+        },
+    );
+    assert!(
+        kinds(&d).is_empty(),
+        "35 against 20 is no spike for the identity"
+    );
+    i.key_hours = &key_hours;
+    let d = run(&DetectSettings::default(), i);
+    assert_eq!(kinds(&d), [("volume-spike", API)]);
+    let f = &d.drafts[0];
+    assert!(
+        f.finding
+            .explanation
+            .contains("made 16 allowed calls `GET /v1/blobs/{id}`"),
+        "{}",
+        f.finding.explanation
+    );
+    assert_eq!(f.evidence.resources, ["/v1/blobs/{id}"]);
 }
 
 #[test]
