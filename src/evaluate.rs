@@ -86,6 +86,8 @@ pub struct KindScore {
     pub detected: u64,
     pub detected_by_any_kind: u64,
     pub recall: Option<f64>,
+    /// Findings of this kind per identity per evaluated day.
+    pub per_identity_day: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -182,6 +184,8 @@ pub fn score(days: &[DayFindings], labels: &[Incident]) -> Report {
         }
     }
     for score in report.by_kind.values_mut() {
+        score.per_identity_day =
+            (identity_days > 0).then(|| score.findings as f64 / identity_days as f64);
         score.precision = ratio(score.true_positives, score.findings);
         score.recall = ratio(score.detected, score.incidents);
         report.findings += score.findings;
@@ -247,12 +251,21 @@ fn pct(x: Option<f64>) -> String {
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<22} {:>8} {:>6} {:>7} {:>9}  {:>9} {:>8} {:>6} {:>7}\n",
-        "kind", "findings", "TP", "benign", "precision", "incidents", "detected", "any", "recall"
+        "{:<22} {:>8} {:>6} {:>7} {:>9}  {:>9} {:>8} {:>6} {:>7} {:>12}\n",
+        "kind",
+        "findings",
+        "TP",
+        "benign",
+        "precision",
+        "incidents",
+        "detected",
+        "any",
+        "recall",
+        "per id-day"
     ));
     for (kind, s) in &report.by_kind {
         out.push_str(&format!(
-            "{:<22} {:>8} {:>6} {:>7} {:>9}  {:>9} {:>8} {:>6} {:>7}\n",
+            "{:<22} {:>8} {:>6} {:>7} {:>9}  {:>9} {:>8} {:>6} {:>7} {:>12}\n",
             kind,
             s.findings,
             s.true_positives,
@@ -261,11 +274,13 @@ pub fn render(report: &Report) -> String {
             s.incidents,
             s.detected,
             s.detected_by_any_kind,
-            pct(s.recall)
+            pct(s.recall),
+            s.per_identity_day
+                .map_or("–".to_owned(), |x| format!("{x:.5}"))
         ));
     }
     out.push_str(&format!(
-        "{:<22} {:>8} {:>6} {:>7} {:>9}  {:>9} {:>8} {:>6} {:>7}\n",
+        "{:<22} {:>8} {:>6} {:>7} {:>9}  {:>9} {:>8} {:>6} {:>7} {:>12}\n",
         "all",
         report.findings,
         report.true_positives,
@@ -282,7 +297,10 @@ pub fn render(report: &Report) -> String {
             .values()
             .map(|s| s.detected_by_any_kind)
             .sum::<u64>(),
-        pct(report.recall)
+        pct(report.recall),
+        report
+            .findings_per_identity_day
+            .map_or("–".to_owned(), |x| format!("{x:.5}"))
     ));
     out.push_str(&format!(
         "days evaluated: {} ({} clean); findings per identity per day: {} on clean days, {} overall\n",
@@ -423,6 +441,8 @@ mod tests {
         assert_eq!(r.clean_days, ["2026-10-19".parse::<NaiveDate>().unwrap()]);
         assert_eq!(r.clean_findings_per_identity_day, Some(0.1));
         assert_eq!(r.missed.len(), 1);
+        assert_eq!(r.by_kind["new-reach"].per_identity_day, Some(0.1));
+        assert_eq!(r.findings_per_identity_day, Some(0.2));
         assert!(render(&r).contains("precision"));
     }
 }
