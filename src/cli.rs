@@ -25,7 +25,9 @@ Examples:
   overreach produce --brokers localhost:9092 --topic decisions audit.jsonl.gz
   overreach analyze --data ./data --baseline 3m --detect 1m
   overreach analyze --data ./data --grants grants.yaml
-  overreach serve --data ./data --listen 127.0.0.1:8080";
+  overreach serve --data ./data --listen 127.0.0.1:8080
+  overreach simulate --out ./sim --identities 500 --days 30
+  overreach evaluate --data ./sim-data --labels ./sim/labels.jsonl      (after ingesting ./sim/decisions)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,7 +60,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   overreach analyze --data ./data
   overreach analyze --data ./data --baseline 3m --detect 1m --now 2023-01-27T18:32:12Z
-  overreach analyze --data ./data --grants grants.yaml --observe 90d")]
+  overreach analyze --data ./data --grants grants.yaml --observe 90d
+  overreach analyze --data ./data --min-score 60 --generalize '^/tenants/[^/]+=>/tenants/{tenant}'")]
     Analyze(AnalyzeArgs),
     /// Serve the HTTP API, metrics and the built-in page.
     #[command(after_help = "Example:
@@ -279,8 +282,9 @@ impl WindowArgs {
     }
 }
 
-/// Detector settings; the defaults are documented in ARCHITECTURE.md and
-/// were tuned on the simulator's training seed.
+/// Detector settings; each rule and default is documented in the README
+/// ("Analysis") and in `overreach_analytics::detect`, and the defaults were
+/// tuned on the simulator's training seed (`bench/evaluate.sh`).
 #[derive(Debug, Clone, Args)]
 pub struct DetectArgs {
     /// First-ever window: a reach key used this long before the detection
