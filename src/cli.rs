@@ -61,6 +61,7 @@ pub enum Command {
   overreach analyze --data ./data
   overreach analyze --data ./data --baseline 3m --detect 1m --now 2023-01-27T18:32:12Z
   overreach analyze --data ./data --grants grants.yaml --observe 90d
+  overreach analyze --data ./data --grants rbac.json   # kubectl get roles,rolebindings,clusterroles,clusterrolebindings -A -o json
   overreach analyze --data ./data --min-score 60 --generalize '^/tenants/[^/]+=>/tenants/{tenant}'")]
     Analyze(AnalyzeArgs),
     /// Serve the HTTP API, metrics and the built-in page.
@@ -265,9 +266,15 @@ pub struct WindowArgs {
     /// Right-sizing observation window, ending at now.
     #[arg(long, env = "OVERREACH_OBSERVE", default_value = "90d")]
     pub observe: String,
-    /// Granted permissions (YAML or JSON grants file) to right-size.
+    /// Granted permissions to right-size: a grants file (YAML or JSON) or
+    /// Kubernetes RBAC manifests (Roles, ClusterRoles and their bindings,
+    /// multi-document YAML or `kubectl get -o json`), detected by content.
     #[arg(long, env = "OVERREACH_GRANTS")]
     pub grants: Option<PathBuf>,
+    /// Trust domain of the SPIFFE IDs of service accounts named in RBAC
+    /// bindings (as `overreach ingest --trust-domain` maps them).
+    #[arg(long, env = "OVERREACH_TRUST_DOMAIN", default_value = "cluster.local")]
+    pub trust_domain: String,
 }
 
 impl WindowArgs {
@@ -278,6 +285,7 @@ impl WindowArgs {
         s.detect = parse_duration(&self.detect).context("--detect")?;
         s.observe = parse_duration(&self.observe).context("--observe")?;
         s.grants = self.grants.clone();
+        s.trust_domain = self.trust_domain.clone();
         Ok(s)
     }
 }

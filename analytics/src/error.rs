@@ -37,6 +37,8 @@ pub enum AnalyticsError {
     },
     #[error(transparent)]
     Grants(#[from] GrantsError),
+    #[error(transparent)]
+    Rbac(#[from] crate::rbac::RbacError),
     #[error("generalization rule {rule:?}: {reason}")]
     GeneralizeRule { rule: String, reason: String },
     #[error("query for {stage} failed: {source}")]

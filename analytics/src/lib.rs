@@ -65,9 +65,13 @@ pub struct AnalyzeSettings {
     pub detect: Duration,
     /// Right-sizing observation window, ending at now (90d).
     pub observe: Duration,
-    /// A grants file (see [`grants`]); without one, right-sizing derives
-    /// each identity's minimal policy instead.
+    /// A grants file (see [`grants`]) or Kubernetes RBAC manifests (see
+    /// [`rbac`]; detected by their `rbac.authorization.k8s.io` apiVersion);
+    /// without one, right-sizing derives each identity's minimal policy.
     pub grants: Option<PathBuf>,
+    /// Trust domain of the SPIFFE IDs of Kubernetes service accounts named
+    /// in RBAC bindings (`cluster.local`), as ingest maps them.
+    pub trust_domain: String,
     /// A wildcard grant is narrowed only when it was used for at most this
     /// many distinct action/resource pairs (5).
     pub narrow_max_values: usize,
@@ -85,6 +89,7 @@ impl AnalyzeSettings {
             detect: Duration::days(1),
             observe: Duration::days(90),
             grants: None,
+            trust_domain: "cluster.local".to_owned(),
             narrow_max_values: 5,
             detect_settings: DetectSettings::default(),
         }
@@ -136,7 +141,15 @@ pub struct Results {
 /// [`run`] writes them; an evaluation runs it for many "now"s.
 pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
     let data = &settings.data;
-    let grants = settings.grants.as_deref().map(grants::load).transpose()?;
+    let inventory = settings
+        .grants
+        .as_deref()
+        .map(Inventory::load)
+        .transpose()?;
+    let grants = match &inventory {
+        Some(Inventory::Grants(g)) => Some(g),
+        _ => None,
+    };
     if let (Some(path), Some(grants)) = (&settings.grants, &grants) {
         info!(path = %path.display(), grants = grants.len(), "loaded grants file");
     }
@@ -221,8 +234,18 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
             .map(|s| (s.subject.as_str(), s.first_seen))
             .collect(),
     };
-    let suggestions = match &grants {
-        Some(grants) => {
+    let suggestions = match (&inventory, &grants) {
+        (Some(Inventory::Rbac(accounts)), _) => {
+            let subjects: Vec<String> = accounts
+                .keys()
+                .filter_map(|sa| sa.spiffe_id(&settings.trust_domain).ok())
+                .map(|id| id.to_string())
+                .collect();
+            let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
+            let usage = store.usage(&windows, Some(&names)).await?;
+            rightsizing::with_rbac(&observed, accounts, &settings.trust_domain, &usage)?
+        }
+        (_, Some(grants)) => {
             let usage = store.usage(&windows, Some(&grants.subjects())).await?;
             let uncovered: i64 = usage
                 .iter()
@@ -240,7 +263,7 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
             }
             rightsizing::with_grants(&observed, grants, &usage, settings.narrow_max_values)?
         }
-        None => {
+        _ => {
             let usage = store.usage(&windows, None).await?;
             rightsizing::minimal_policies(&observed, &usage)?
         }
@@ -282,6 +305,38 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
         suggestions,
         identities,
     })
+}
+
+/// What `--grants` holds: a grants file, or Kubernetes RBAC resolved to
+/// each service account's rules.
+enum Inventory {
+    Grants(grants::Grants),
+    Rbac(std::collections::BTreeMap<rbac::ServiceAccount, Vec<rbac::Grant>>),
+}
+
+impl Inventory {
+    fn load(path: &std::path::Path) -> Result<Self> {
+        let is_rbac = std::fs::read_to_string(path)
+            .map(|text| text.contains(rbac::RBAC_GROUP))
+            .unwrap_or(false);
+        if !is_rbac {
+            return Ok(Inventory::Grants(grants::load(path)?));
+        }
+        let imported = rbac::load(path)?;
+        let resolved = rbac::resolve(&imported.rbac);
+        for warning in &resolved.warnings {
+            warn!(path = %path.display(), %warning, "rbac inventory");
+        }
+        let accounts = resolved.service_accounts();
+        info!(
+            path = %path.display(),
+            roles = imported.rbac.roles.len(),
+            bindings = imported.rbac.bindings.len(),
+            service_accounts = accounts.len(),
+            "loaded Kubernetes RBAC inventory"
+        );
+        Ok(Inventory::Rbac(accounts))
+    }
 }
 
 /// One row per subject, with how many baseline keys, findings and

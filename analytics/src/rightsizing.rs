@@ -26,6 +26,7 @@ use crate::explain;
 use crate::glob::Glob;
 use crate::grants::{self, Coverage, Grant, GrantRule, Grants, GrantsFile, SubjectGrants};
 use crate::hash::stable_id;
+use crate::rbac;
 use crate::store::Usage;
 use crate::windows::Windows;
 
@@ -336,6 +337,147 @@ fn sort(suggestions: &mut [Suggestion]) {
             .then_with(|| a.kind.cmp(&b.kind))
             .then_with(|| a.grant.cmp(&b.grant))
     });
+}
+
+/// One RBAC rule as a person reads it: `get, list core/secrets
+/// [db-creds] in namespace shop`, or `get /healthz` for a non-resource URL.
+pub fn rbac_rule_text(grant: &rbac::Grant) -> String {
+    let r = &grant.rule;
+    let verbs = r.verbs.join(", ");
+    let scope = match &grant.namespace {
+        Some(ns) => format!(" in namespace {ns}"),
+        None => " cluster-wide".to_owned(),
+    };
+    if !r.non_resource_urls.is_empty() {
+        return format!("{verbs} {}", r.non_resource_urls.join(", "));
+    }
+    let groups: Vec<&str> = r
+        .api_groups
+        .iter()
+        .map(|g| if g.is_empty() { "core" } else { g.as_str() })
+        .collect();
+    let names = if r.resource_names.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", r.resource_names.join(", "))
+    };
+    format!(
+        "{verbs} {}/{}{names}{scope}",
+        groups.join("|"),
+        r.resources.join("|")
+    )
+}
+
+fn rbac_risk(grant: &rbac::Grant) -> &'static str {
+    let r = &grant.rule;
+    worst_risk(r.verbs.iter().flat_map(|verb| {
+        let resources: Vec<&String> = r.resources.iter().chain(&r.non_resource_urls).collect();
+        resources
+            .into_iter()
+            .map(move |resource| risk(verb, resource))
+    }))
+}
+
+/// Right-sizing against a Kubernetes RBAC inventory: for every service
+/// account the bindings grant something to (its SPIFFE ID under
+/// `trust_domain`), each granted rule that allowed none of its observed
+/// calls is a `remove-unused` suggestion, and the minimal Role/ClusterRole
+/// set covering every allowed call observed is a `minimal-policy`
+/// suggestion whose `policy` is that RBAC YAML, each rule commented with
+/// the calls that need it. The minimal policy is checked to be within the
+/// granted rules; where it cannot be (a list of one name granted only by
+/// `resourceNames`), the explanation says so.
+pub(crate) fn with_rbac(
+    observed: &Observed<'_>,
+    accounts: &BTreeMap<rbac::ServiceAccount, Vec<rbac::Grant>>,
+    trust_domain: &str,
+    usage: &[Usage],
+) -> Result<Vec<Suggestion>> {
+    let mut by_subject: HashMap<&str, Vec<&Usage>> = HashMap::new();
+    for u in usage {
+        by_subject.entry(u.subject.as_str()).or_default().push(u);
+    }
+    let mut out = Vec::new();
+    for (account, grants) in accounts {
+        let Ok(id) = account.spiffe_id(trust_domain) else {
+            continue;
+        };
+        let subject = id.to_string();
+        let used = by_subject
+            .get(subject.as_str())
+            .cloned()
+            .unwrap_or_default();
+        // Each observed (action, concrete resource) as the authorizer sees it.
+        let requests: Vec<(rbac::Request, &Usage)> = used
+            .iter()
+            .filter_map(|u| {
+                let resource = u.resource.as_deref().unwrap_or(&u.resource_pattern);
+                rbac::parse_request(&u.action, resource)
+                    .ok()
+                    .map(|r| (r, *u))
+            })
+            .collect();
+        let window = observed.window_text();
+        for grant in grants {
+            let covered: Vec<&Usage> = requests
+                .iter()
+                .filter(|(r, _)| rbac::allows(std::slice::from_ref(grant), r).is_some())
+                .map(|(_, u)| *u)
+                .collect();
+            if !covered.is_empty() {
+                continue;
+            }
+            let text = rbac_rule_text(grant);
+            let mut s = observed.suggestion(REMOVE_UNUSED, &subject, Some(text.clone()));
+            s.risk = rbac_risk(grant).to_owned();
+            s.explanation = format!(
+                "ServiceAccount {account} ({subject}) is granted `{text}` by {source}, and none of its allowed \
+                 calls in the {window} needed it.{note}",
+                source = grant.source,
+                note = observed.confidence_note(&subject),
+            );
+            out.push(s);
+        }
+        if requests.is_empty() {
+            continue;
+        }
+        let calls: Vec<rbac::Request> = requests
+            .iter()
+            .flat_map(|(r, u)| {
+                std::iter::repeat_n(r.clone(), usize::try_from(u.count).unwrap_or(0))
+            })
+            .collect();
+        let minimal = rbac::minimal_policy(&rbac::Subject::ServiceAccount(account.clone()), &calls);
+        let reduced = minimal.grants();
+        let within = rbac::is_within(&reduced, grants);
+        let mut s = observed.suggestion(MINIMAL_POLICY, &subject, None);
+        s.replacement = reduced.iter().map(rbac_rule_text).collect();
+        s.used_count = used.iter().map(|u| u.count).sum();
+        s.last_used = used.iter().map(|u| u.last_seen).max();
+        s.risk = worst_risk(grants.iter().map(rbac_risk)).to_owned();
+        s.explanation = format!(
+            "ServiceAccount {account} ({subject}) is granted {granted} and used {kept} of them for its {calls} \
+             allowed calls in the {window}. The reduced policy ({rules}) allows every one of \
+             those calls{within}.{note}",
+            granted = explain::count(grants.len() as i64, "rule", "rules"),
+            kept = grants
+                .iter()
+                .filter(|g| requests.iter().any(|(r, _)| rbac::allows(std::slice::from_ref(*g), r).is_some()))
+                .count(),
+            calls = s.used_count,
+            rules = explain::count(reduced.len() as i64, "rule", "rules"),
+            within = if within {
+                " and nothing the granted rules do not"
+            } else {
+                "; some of its rules are broader than the grants (a list or watch of objects \
+                 granted only by name): review them"
+            },
+            note = observed.confidence_note(&subject),
+        );
+        s.policy = Some(minimal.to_yaml());
+        out.push(s);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -615,3 +615,127 @@ async fn no_events_says_to_ingest_first() {
     let err = run(&AnalyzeSettings::new(data)).await.unwrap_err();
     assert!(matches!(err, AnalyticsError::NoEvents { .. }), "{err:?}");
 }
+
+/// The api's access as Kubernetes RBAC: one Role rule it uses for config
+/// maps and secrets, one it uses half of for pods, one it never uses
+/// (deployments), and a cluster-wide node reader it never uses.
+const RBAC: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: api, namespace: shop}
+rules:
+  - apiGroups: [""]
+    resources: [configmaps, secrets]
+    verbs: [get, list, watch, create, update]
+  - apiGroups: [""]
+    resources: [pods]
+    verbs: [list, delete]
+  - apiGroups: [apps]
+    resources: [deployments]
+    verbs: ["*"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: api, namespace: shop}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: api}
+subjects:
+  - {kind: ServiceAccount, name: api, namespace: shop}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: node-reader}
+rules:
+  - apiGroups: [""]
+    resources: [nodes]
+    verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: api-nodes}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: node-reader}
+subjects:
+  - {kind: ServiceAccount, name: api, namespace: shop}
+"#;
+
+#[tokio::test]
+async fn rbac_grants_give_unused_rules_and_a_reduced_role() {
+    use overreach_analytics::rbac;
+    let (dir, data) = setup();
+    let path = dir.path().join("rbac.yaml");
+    std::fs::write(&path, RBAC).unwrap();
+    let mut settings = AnalyzeSettings::new(data.clone());
+    settings.grants = Some(path.clone());
+    run(&settings).await.unwrap();
+
+    let found = suggestions(&data);
+    let mut unused: Vec<&str> = found
+        .iter()
+        .filter(|s| s.kind == "remove-unused")
+        .map(|s| s.grant.as_deref().unwrap())
+        .collect();
+    unused.sort_unstable();
+    assert_eq!(
+        unused,
+        [
+            "* apps/deployments in namespace shop",
+            "get, list core/nodes cluster-wide"
+        ],
+        "{found:#?}"
+    );
+    let deployments = found
+        .iter()
+        .find(|s| s.grant.as_deref() == Some("* apps/deployments in namespace shop"))
+        .unwrap();
+    assert_eq!(deployments.risk, "high", "a wildcard verb can write");
+    assert!(
+        deployments
+            .explanation
+            .contains("by RoleBinding shop/api -> Role shop/api"),
+        "{}",
+        deployments.explanation
+    );
+
+    let minimal: Vec<_> = found
+        .iter()
+        .filter(|s| s.kind == "minimal-policy")
+        .collect();
+    assert_eq!(minimal.len(), 1, "{found:#?}");
+    let minimal = minimal[0];
+    assert_eq!(minimal.subject, API);
+    assert_eq!(minimal.used_count, 9, "every allowed call of the api");
+    assert!(
+        minimal
+            .explanation
+            .contains("nothing the granted rules do not"),
+        "{}",
+        minimal.explanation
+    );
+    let yaml = minimal.policy.as_deref().unwrap();
+    assert!(
+        !yaml.contains("deployments") && !yaml.contains("nodes") && !yaml.contains("delete"),
+        "{yaml}"
+    );
+
+    // The reduced policy, read back as RBAC, allows every allowed call the
+    // api made and stays within what it was granted.
+    let reduced = rbac::parse(yaml, Path::new("reduced.yaml")).unwrap();
+    let account = rbac::ServiceAccount::new("shop", "api");
+    let reduced = rbac::resolve(&reduced.rbac).grants_for(&account);
+    let granted = rbac::parse(RBAC, Path::new("rbac.yaml")).unwrap();
+    let granted = rbac::resolve(&granted.rbac).grants_for(&account);
+    assert!(rbac::is_within(&reduced, &granted));
+    for e in history()
+        .iter()
+        .filter(|e| e.subject == API && e.decision == Decision::Allow)
+    {
+        let request = rbac::parse_request(&e.action, &e.resource).unwrap();
+        assert!(
+            rbac::allows(&reduced, &request).is_some(),
+            "{} {} not allowed:\n{yaml}",
+            e.action,
+            e.resource
+        );
+    }
+    let never = rbac::parse_request("delete", "namespaces/shop/core/pods:web-0").unwrap();
+    assert!(rbac::allows(&reduced, &never).is_none());
+}
