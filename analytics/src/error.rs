@@ -39,6 +39,8 @@ pub enum AnalyticsError {
     Grants(#[from] GrantsError),
     #[error(transparent)]
     Rbac(#[from] crate::rbac::RbacError),
+    #[error(transparent)]
+    Opa(#[from] crate::opa_data::OpaError),
     #[error("generalization rule {rule:?}: {reason}")]
     GeneralizeRule { rule: String, reason: String },
     #[error("query for {stage} failed: {source}")]

@@ -25,10 +25,15 @@ pub mod generalize;
 pub mod glob;
 pub mod grants;
 mod hash;
+pub mod istio;
+mod manifests;
+pub mod opa_data;
 pub mod rbac;
 pub mod rightsizing;
 pub mod stats;
 mod store;
+#[cfg(test)]
+mod test_rng;
 mod windows;
 
 use std::collections::HashMap;
@@ -245,6 +250,12 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
             let usage = store.usage(&windows, Some(&names)).await?;
             rightsizing::with_rbac(&observed, accounts, &settings.trust_domain, &usage)?
         }
+        (Some(Inventory::Opa(data)), _) => {
+            let subjects: Vec<String> = data.user_roles.keys().map(|id| id.to_string()).collect();
+            let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
+            let usage = store.usage(&windows, Some(&names)).await?;
+            rightsizing::with_opa(&observed, data, &usage)?
+        }
         (_, Some(grants)) => {
             let usage = store.usage(&windows, Some(&grants.subjects())).await?;
             let uncovered: i64 = usage
@@ -307,19 +318,28 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
     })
 }
 
-/// What `--grants` holds: a grants file, or Kubernetes RBAC resolved to
-/// each service account's rules.
+/// What `--grants` holds: a grants file, OPA data-driven RBAC, or
+/// Kubernetes RBAC resolved to each service account's rules.
 enum Inventory {
     Grants(grants::Grants),
+    Opa(opa_data::OpaData),
     Rbac(std::collections::BTreeMap<rbac::ServiceAccount, Vec<rbac::Grant>>),
 }
 
 impl Inventory {
     fn load(path: &std::path::Path) -> Result<Self> {
-        let is_rbac = std::fs::read_to_string(path)
-            .map(|text| text.contains(rbac::RBAC_GROUP))
-            .unwrap_or(false);
-        if !is_rbac {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains("\"role_grants\"") && text.contains("\"user_roles\"") {
+            let data = opa_data::load(path)?;
+            info!(
+                path = %path.display(),
+                identities = data.user_roles.len(),
+                roles = data.role_grants.len(),
+                "loaded OPA data-driven RBAC inventory"
+            );
+            return Ok(Inventory::Opa(data));
+        }
+        if !text.contains(rbac::RBAC_GROUP) {
             return Ok(Inventory::Grants(grants::load(path)?));
         }
         let imported = rbac::load(path)?;

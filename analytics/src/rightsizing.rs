@@ -26,6 +26,7 @@ use crate::explain;
 use crate::glob::Glob;
 use crate::grants::{self, Coverage, Grant, GrantRule, Grants, GrantsFile, SubjectGrants};
 use crate::hash::stable_id;
+use crate::opa_data;
 use crate::rbac;
 use crate::store::Usage;
 use crate::windows::Windows;
@@ -475,6 +476,108 @@ pub(crate) fn with_rbac(
             note = observed.confidence_note(&subject),
         );
         s.policy = Some(minimal.to_yaml());
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Right-sizing against OPA data-driven RBAC (see [`crate::opa_data`]):
+/// for every identity the data binds to roles, each role grant that
+/// allowed none of its observed calls is a `remove-unused` suggestion, and
+/// the minimal data document covering every allowed call observed (ids
+/// generalized to `*`) is a `minimal-policy` suggestion whose `policy` is
+/// that JSON, checked to be within the granted roles.
+pub(crate) fn with_opa(
+    observed: &Observed<'_>,
+    data: &opa_data::OpaData,
+    usage: &[Usage],
+) -> Result<Vec<Suggestion>> {
+    let mut by_subject: HashMap<&str, Vec<&Usage>> = HashMap::new();
+    for u in usage {
+        by_subject.entry(u.subject.as_str()).or_default().push(u);
+    }
+    let window = observed.window_text();
+    let mut out = Vec::new();
+    for identity in data.user_roles.keys() {
+        let subject = identity.to_string();
+        let grants = opa_data::grants_for(data, identity);
+        let used = by_subject
+            .get(subject.as_str())
+            .cloned()
+            .unwrap_or_default();
+        // Generalized where the pattern has ids (`/v1/orders/{id}` becomes
+        // `/v1/orders/*`); else the concrete resource, which for
+        // Kubernetes keeps the object name the pattern drops.
+        let request = |u: &Usage, generalized: bool| opa_data::Request {
+            identity: identity.clone(),
+            action: u.action.clone(),
+            resource: if generalized && u.resource_pattern.contains("{id}") {
+                u.resource_pattern.clone()
+            } else {
+                u.resource
+                    .clone()
+                    .unwrap_or_else(|| u.resource_pattern.clone())
+            },
+        };
+        let concrete: Vec<opa_data::Request> = used.iter().map(|u| request(u, false)).collect();
+        for grant in &grants {
+            if concrete
+                .iter()
+                .any(|r| opa_data::allows(std::slice::from_ref(grant), r))
+            {
+                continue;
+            }
+            let text = pair(&grant.action, &grant.resource);
+            let mut s = observed.suggestion(REMOVE_UNUSED, &subject, Some(text.clone()));
+            s.risk = risk(&grant.action, &grant.resource).to_owned();
+            s.explanation = format!(
+                "{subject} is granted `{text}` by role `{role}` and none of its allowed calls in \
+                 the {window} needed it.{note}",
+                role = grant.role,
+                note = observed.confidence_note(&subject),
+            );
+            out.push(s);
+        }
+        if used.is_empty() {
+            continue;
+        }
+        let generalized: Vec<opa_data::Request> = used.iter().map(|u| request(u, true)).collect();
+        let minimal = opa_data::minimal_data(identity, &generalized);
+        let reduced = minimal.grants();
+        let covers_all = concrete.iter().all(|r| opa_data::allows(&reduced, r));
+        let within = opa_data::is_within(&reduced, &grants);
+        let mut s = observed.suggestion(MINIMAL_POLICY, &subject, None);
+        s.replacement = reduced
+            .iter()
+            .map(|g| pair(&g.action, &g.resource))
+            .collect();
+        s.used_count = used.iter().map(|u| u.count).sum();
+        s.last_used = used.iter().map(|u| u.last_seen).max();
+        s.risk = worst_risk(grants.iter().map(|g| risk(&g.action, &g.resource))).to_owned();
+        s.explanation = format!(
+            "{subject} holds {granted} through {roles}; its {calls} allowed calls in the {window} \
+             need {kept}. The reduced data document below{covers}{within}.{note}",
+            granted = explain::count(grants.len() as i64, "grant", "grants"),
+            roles = explain::count(
+                data.user_roles.get(identity).map_or(0, |r| r.len()) as i64,
+                "role",
+                "roles"
+            ),
+            calls = s.used_count,
+            kept = explain::count(reduced.len() as i64, "grant", "grants"),
+            covers = if covers_all {
+                " allows every one of them"
+            } else {
+                " does not cover every observed call: review it"
+            },
+            within = if within {
+                " and nothing the granted roles do not"
+            } else {
+                "; some of its patterns are broader than a single granted one: review them"
+            },
+            note = observed.confidence_note(&subject),
+        );
+        s.policy = Some(opa_data::to_json(&[minimal]));
         out.push(s);
     }
     Ok(out)

@@ -739,3 +739,75 @@ async fn rbac_grants_give_unused_rules_and_a_reduced_role() {
     let never = rbac::parse_request("delete", "namespaces/shop/core/pods:web-0").unwrap();
     assert!(rbac::allows(&reduced, &never).is_none());
 }
+
+/// The api's access as OPA data-driven RBAC: a reader role it uses and an
+/// admin role it uses for creating secrets, never for deleting.
+const OPA_DATA: &str = r#"{
+  "user_roles": {"spiffe://cluster.local/ns/shop/sa/api": ["shop-reader", "shop-admin"]},
+  "role_grants": {
+    "shop-reader": [
+      {"action": "get", "type": "namespaces/shop/core/*"},
+      {"action": "list", "type": "namespaces/shop/core/pods"}
+    ],
+    "shop-admin": [
+      {"action": "create", "type": "namespaces/shop/core/secrets*"},
+      {"action": "delete", "type": "namespaces/shop/*"}
+    ]
+  }
+}"#;
+
+#[tokio::test]
+async fn opa_data_grants_give_unused_grants_and_a_reduced_document() {
+    use overreach_analytics::opa_data;
+    let (dir, data) = setup();
+    let path = dir.path().join("data.json");
+    std::fs::write(&path, OPA_DATA).unwrap();
+    let mut settings = AnalyzeSettings::new(data.clone());
+    settings.grants = Some(path.clone());
+    run(&settings).await.unwrap();
+
+    let found = suggestions(&data);
+    let unused: Vec<&str> = found
+        .iter()
+        .filter(|s| s.kind == "remove-unused")
+        .map(|s| s.grant.as_deref().unwrap())
+        .collect();
+    assert_eq!(unused, ["delete namespaces/shop/*"], "{found:#?}");
+    let minimal = found.iter().find(|s| s.kind == "minimal-policy").unwrap();
+    assert_eq!(minimal.used_count, 9);
+    assert!(
+        minimal
+            .explanation
+            .contains("allows every one of them and nothing the granted roles do not"),
+        "{}",
+        minimal.explanation
+    );
+    let reduced = opa_data::parse(
+        minimal.policy.as_deref().unwrap(),
+        Path::new("reduced.json"),
+    )
+    .unwrap();
+    let granted = opa_data::parse(OPA_DATA, Path::new("data.json")).unwrap();
+    let id = granted.user_roles.keys().next().unwrap().clone();
+    let reduced = opa_data::grants_for(&reduced, &id);
+    assert!(opa_data::is_within(
+        &reduced,
+        &opa_data::grants_for(&granted, &id)
+    ));
+    for e in history()
+        .iter()
+        .filter(|e| e.subject == API && e.decision == Decision::Allow)
+    {
+        let request = opa_data::Request {
+            identity: id.clone(),
+            action: e.action.clone(),
+            resource: e.resource.clone(),
+        };
+        assert!(
+            opa_data::allows(&reduced, &request),
+            "{} {}",
+            e.action,
+            e.resource
+        );
+    }
+}

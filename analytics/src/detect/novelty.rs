@@ -725,19 +725,21 @@ fn new_target(
         .collect();
     let what = match kind {
         FindingKind::EnvironmentCrossing => format!(
-            ", in environment `{}`, while it runs in `{}` and never called that environment before",
+            ", a target in environment `{}` while it runs in `{}`, an environment it never \
+             called before",
             env.unwrap_or("?"),
             own_env.unwrap_or("?")
         ),
         FindingKind::TrustDomainCrossing => format!(
-            ", in trust domain `{}`, which is not its own (`{}`) and which it never called before",
+            ", a target in trust domain `{}`, which is not its own (`{}`) and which it never \
+             called before",
             domain.unwrap_or("?"),
             own_domain.unwrap_or("?")
         ),
         _ => String::new(),
     };
     let explanation = format!(
-        "{subject} called `{target}`{what} for the first time in the {history} before ({range}): \
+        "{subject} called `{target}` for the first time in the {history} before ({range}){what}: \
          {calls_n} on {keys} ({mix}) {when}: {list}{etc}. In that window it called {targets}.{place}",
         subject = s.subject,
         history = explain::approx(windows.detect_start - windows.history_start),

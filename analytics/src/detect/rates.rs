@@ -419,6 +419,15 @@ fn key_volume(
     tests
 }
 
+/// `3.1e-7`, or `< 1e-300` where the probability underflows.
+fn p_text(p: f64) -> String {
+    if p > 0.0 {
+        format!("{p:.1e}")
+    } else {
+        "< 1e-300".to_owned()
+    }
+}
+
 fn finding(
     kind: FindingKind,
     windows: &Windows,
@@ -539,7 +548,7 @@ fn finding(
     };
     let explanation = format!(
         "{subject} {what} in {hour} ({mix}); {baseline}, over {weeks:.1} weeks of baseline \
-         ({range}). p = {p:.1e} ({model}), {p_adj:.1e} after correcting for {tests} tests.{others}",
+         ({range}). p-value ({model}) {p}, {p_adj} after correcting for {tests} tests.{others}",
         subject = s.subject,
         hour = hour_text(worst),
         mix = mix(worst.allowed, worst.denied),
@@ -547,8 +556,8 @@ fn finding(
             windows.baseline_start.max(s.first_seen),
             windows.detect_start
         ),
-        p = worst.p,
-        p_adj = p_adjusted,
+        p = p_text(worst.p),
+        p_adj = p_text(p_adjusted),
     );
     let evidence = json!({
         "baseline_start": explain::time(windows.baseline_start.max(s.first_seen)),

@@ -103,16 +103,13 @@ pub fn load(path: &Path) -> Result<Imported, RbacError> {
 /// Parses manifests; `origin` only names them in errors.
 pub fn parse(text: &str, origin: &Path) -> Result<Imported, RbacError> {
     let mut imported = Imported::default();
-    for (document, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(de).map_err(|e| {
-            let at = e.location();
-            RbacError::Syntax {
-                origin: origin.to_owned(),
-                document,
-                line: at.as_ref().map(|l| l.line()),
-                column: at.as_ref().map(|l| l.column()),
-                reason: e.to_string(),
-            }
+    for document in crate::manifests::documents(text) {
+        let (document, value) = document.map_err(|e| RbacError::Syntax {
+            origin: origin.to_owned(),
+            document: e.document,
+            line: e.line,
+            column: e.column,
+            reason: e.reason,
         })?;
         let mut cx = Context {
             origin,
