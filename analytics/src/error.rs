@@ -41,6 +41,8 @@ pub enum AnalyticsError {
     Rbac(#[from] crate::rbac::RbacError),
     #[error(transparent)]
     Opa(#[from] crate::opa_data::OpaError),
+    #[error(transparent)]
+    Istio(#[from] crate::istio::IstioError),
     #[error("generalization rule {rule:?}: {reason}")]
     GeneralizeRule { rule: String, reason: String },
     #[error("query for {stage} failed: {source}")]

@@ -250,6 +250,15 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
             let usage = store.usage(&windows, Some(&names)).await?;
             rightsizing::with_rbac(&observed, accounts, &settings.trust_domain, &usage)?
         }
+        (Some(Inventory::Istio(imported)), _) => {
+            let names: Vec<&str> = subjects
+                .iter()
+                .filter(|s| s.subject_kind == "spiffe")
+                .map(|s| s.subject.as_str())
+                .collect();
+            let usage = store.usage(&windows, Some(&names)).await?;
+            rightsizing::with_istio(&observed, imported, &names, &usage)?
+        }
         (Some(Inventory::Opa(data)), _) => {
             let subjects: Vec<String> = data.user_roles.keys().map(|id| id.to_string()).collect();
             let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
@@ -318,10 +327,12 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
     })
 }
 
-/// What `--grants` holds: a grants file, OPA data-driven RBAC, or
-/// Kubernetes RBAC resolved to each service account's rules.
+/// What `--grants` holds: a grants file, Istio AuthorizationPolicies, OPA
+/// data-driven RBAC, or Kubernetes RBAC resolved to each service
+/// account's rules.
 enum Inventory {
     Grants(grants::Grants),
+    Istio(istio::Imported),
     Opa(opa_data::OpaData),
     Rbac(std::collections::BTreeMap<rbac::ServiceAccount, Vec<rbac::Grant>>),
 }
@@ -338,6 +349,16 @@ impl Inventory {
                 "loaded OPA data-driven RBAC inventory"
             );
             return Ok(Inventory::Opa(data));
+        }
+        if text.contains("security.istio.io") {
+            let imported = istio::load(path)?;
+            info!(
+                path = %path.display(),
+                allow_policies = imported.allow.len(),
+                other_policies = imported.aside.len(),
+                "loaded Istio AuthorizationPolicy inventory"
+            );
+            return Ok(Inventory::Istio(imported));
         }
         if !text.contains(rbac::RBAC_GROUP) {
             return Ok(Inventory::Grants(grants::load(path)?));

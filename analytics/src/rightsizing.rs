@@ -26,6 +26,7 @@ use crate::explain;
 use crate::glob::Glob;
 use crate::grants::{self, Coverage, Grant, GrantRule, Grants, GrantsFile, SubjectGrants};
 use crate::hash::stable_id;
+use crate::istio;
 use crate::opa_data;
 use crate::rbac;
 use crate::store::Usage;
@@ -583,6 +584,134 @@ pub(crate) fn with_opa(
     Ok(out)
 }
 
+/// Right-sizing against Istio AuthorizationPolicy ALLOW rules (see
+/// [`crate::istio`]): for every SPIFFE identity with stored calls that the
+/// rules name, each unconditional rule that allowed none of its observed
+/// calls (method and path pattern, on a target whose namespace the rule's
+/// policy covers) is a `remove-unused` suggestion; rules with conditions
+/// Overreach cannot evaluate are never suggested for removal. The minimal
+/// ALLOW policies covering every observed call are a `minimal-policy`
+/// suggestion whose `policy` is their YAML. Identities with no stored
+/// calls at all are not judged: there is no history to judge them by.
+pub(crate) fn with_istio(
+    observed: &Observed<'_>,
+    imported: &istio::Imported,
+    subjects: &[&str],
+    usage: &[Usage],
+) -> Result<Vec<Suggestion>> {
+    let mut by_subject: HashMap<&str, Vec<&Usage>> = HashMap::new();
+    for u in usage {
+        by_subject.entry(u.subject.as_str()).or_default().push(u);
+    }
+    let window = observed.window_text();
+    let mut out = Vec::new();
+    for subject in subjects {
+        let Ok(principal) = overreach_model::SpiffeId::parse(subject) else {
+            continue;
+        };
+        let grants = istio::grants_for(imported, &principal);
+        if grants.is_empty() {
+            continue;
+        }
+        let used = by_subject.get(subject).cloned().unwrap_or_default();
+        let requests: Vec<(istio::Request, &Usage)> = used
+            .iter()
+            .filter_map(|u| {
+                let target = overreach_model::SpiffeId::parse(u.target.as_deref()?).ok()?;
+                let namespace = istio::namespace_of(&target)?.to_owned();
+                Some((
+                    istio::Request {
+                        principal: principal.clone(),
+                        method: u.action.clone(),
+                        path: u.resource_pattern.clone(),
+                        host: None,
+                        port: None,
+                        target_namespace: namespace,
+                    },
+                    *u,
+                ))
+            })
+            .collect();
+        for grant in &grants {
+            let needed = requests.iter().any(|(r, _)| {
+                istio::allows(std::slice::from_ref(grant), r) != istio::Decision::Deny
+            });
+            if needed || grant.conditional {
+                continue;
+            }
+            let text = format!("{} ({})", grant.source, grant.target);
+            let mut s = observed.suggestion(REMOVE_UNUSED, subject, Some(text.clone()));
+            // Any method (no operation, or no method listed) can write.
+            s.risk = if grant.operations.is_empty()
+                || grant
+                    .operations
+                    .iter()
+                    .any(|op| op.methods.values.is_empty())
+            {
+                "high"
+            } else {
+                worst_risk(grant.operations.iter().flat_map(|op| {
+                    op.methods
+                        .values
+                        .iter()
+                        .map(|m| risk(&m.to_string(), "path"))
+                        .collect::<Vec<_>>()
+                }))
+            }
+            .to_owned();
+            s.explanation = format!(
+                "{subject} is allowed by {text}, and none of its calls in the {window} needed \
+                 that rule.{note}",
+                note = observed.confidence_note(subject),
+            );
+            out.push(s);
+        }
+        if requests.is_empty() {
+            continue;
+        }
+        let calls: Vec<istio::Request> = requests
+            .iter()
+            .flat_map(|(r, u)| {
+                std::iter::repeat_n(r.clone(), usize::try_from(u.count).unwrap_or(0))
+            })
+            .collect();
+        let minimal = istio::minimal_policy(&principal, &calls);
+        let reduced = minimal.grants();
+        let within = istio::is_within(&reduced, &grants);
+        let mut s = observed.suggestion(MINIMAL_POLICY, subject, None);
+        s.used_count = used.iter().map(|u| u.count).sum();
+        s.last_used = used.iter().map(|u| u.last_seen).max();
+        s.replacement = requests
+            .iter()
+            .map(|(r, _)| format!("{} {} in {}", r.method, r.path, r.target_namespace))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        s.risk = "medium".to_owned();
+        s.explanation = format!(
+            "{subject} is allowed by {granted}; its {calls} calls in the {window} need the \
+             reduced ALLOW {policies} below{within}.{note}",
+            granted = explain::count(grants.len() as i64, "Istio rule", "Istio rules"),
+            calls = s.used_count,
+            policies = if minimal.policies.len() == 1 {
+                "policy"
+            } else {
+                "policies"
+            },
+            within = if within {
+                ", which allow nothing the granted rules do not"
+            } else {
+                "; some of its paths are broader than a granted rule or fall under a \
+                 condition: review them"
+            },
+            note = observed.confidence_note(subject),
+        );
+        s.policy = Some(minimal.to_yaml());
+        out.push(s);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -610,6 +739,7 @@ mod tests {
             action: action.into(),
             resource_pattern: pattern.into(),
             resource: Some(resource.into()),
+            target: None,
             count,
             last_seen: at(99),
         }

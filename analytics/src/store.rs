@@ -163,6 +163,9 @@ pub(crate) struct Usage {
     pub resource_pattern: String,
     /// Present only when usage was grouped by concrete resource.
     pub resource: Option<String>,
+    /// The workload called; present only with the concrete resource.
+    #[serde(default)]
+    pub target: Option<String>,
     pub count: i64,
     pub last_seen: DateTime<Utc>,
 }
@@ -487,11 +490,11 @@ impl EventStore {
                     .register_batch("grant_subjects", batch)
                     .map_err(register_err)?;
                 format!(
-                    "SELECT subject, action, resource_pattern, resource, COUNT(*) AS \"count\", \
-                            MAX(time) AS last_seen \
+                    "SELECT subject, action, resource_pattern, resource, target, \
+                            COUNT(*) AS \"count\", MAX(time) AS last_seen \
                      FROM ({events}) AS ev \
-                     GROUP BY subject, action, resource_pattern, resource \
-                     ORDER BY subject, action, resource_pattern, resource",
+                     GROUP BY subject, action, resource_pattern, resource, target \
+                     ORDER BY subject, action, resource_pattern, resource, target",
                     events = deduped(&format!(
                         "{window} AND subject IN (SELECT subject FROM grant_subjects)"
                     )),

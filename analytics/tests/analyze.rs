@@ -811,3 +811,87 @@ async fn opa_data_grants_give_unused_grants_and_a_reduced_document() {
         );
     }
 }
+
+/// The api as an Istio mesh sees it: one ALLOW rule it uses (GET orders),
+/// one it never uses (DELETE orders), and a conditional rule on the ledger
+/// that must never be suggested for removal.
+const ISTIO: &str = r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: orders, namespace: orders}
+spec:
+  action: ALLOW
+  rules:
+    - from: [{source: {principals: ["cluster.local/ns/shop/sa/api"]}}]
+      to: [{operation: {methods: ["GET"], paths: ["/v1/orders/*"]}}]
+    - from: [{source: {principals: ["cluster.local/ns/shop/sa/api"]}}]
+      to: [{operation: {methods: ["DELETE"], paths: ["/v1/orders/*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ledger, namespace: ledger}
+spec:
+  rules:
+    - from: [{source: {principals: ["cluster.local/ns/shop/sa/api"]}}]
+      when: [{key: "request.headers[x-debug]", values: ["1"]}]
+"#;
+
+#[tokio::test]
+async fn istio_policies_give_unused_rules_and_a_reduced_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path());
+    let orders = "spiffe://cluster.local/ns/orders/sa/orders";
+    let events: Vec<DecisionEvent> = (0..6)
+        .map(|i| DecisionEvent {
+            resource: format!("/v1/orders/{}", 4700 + i),
+            resource_pattern: "/v1/orders/{id}".to_owned(),
+            target: Some(orders.to_owned()),
+            format: "native".to_owned(),
+            ..event(
+                &format!("o{i}"),
+                Duration::hours(i),
+                API,
+                "GET",
+                "",
+                Decision::Allow,
+            )
+        })
+        .collect();
+    let day = events[0].time.date_naive();
+    let dest = data.events_partition(day).join("part-0.parquet");
+    write_rows_atomic(&dest, &data.tmp(), &event_schema(), &events, &[]).unwrap();
+    let path = dir.path().join("istio.yaml");
+    std::fs::write(&path, ISTIO).unwrap();
+    let mut settings = AnalyzeSettings::new(data.clone());
+    settings.grants = Some(path);
+    run(&settings).await.unwrap();
+
+    let found = suggestions(&data);
+    let unused: Vec<&Suggestion> = found.iter().filter(|s| s.kind == "remove-unused").collect();
+    assert_eq!(
+        unused.len(),
+        1,
+        "only the unconditional DELETE rule: {found:#?}"
+    );
+    let grant = unused[0].grant.as_deref().unwrap();
+    assert!(
+        grant.contains("orders") && grant.contains("rules[1]"),
+        "{grant}"
+    );
+    assert_eq!(unused[0].risk, "high", "DELETE writes");
+    let minimal = found.iter().find(|s| s.kind == "minimal-policy").unwrap();
+    assert_eq!(minimal.used_count, 6);
+    assert!(
+        minimal
+            .explanation
+            .contains("allow nothing the granted rules do not"),
+        "{}",
+        minimal.explanation
+    );
+    let yaml = minimal.policy.as_deref().unwrap();
+    assert!(
+        yaml.contains("kind: AuthorizationPolicy") && yaml.contains("/v1/orders/*"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("GET") && !yaml.contains("DELETE"), "{yaml}");
+}
