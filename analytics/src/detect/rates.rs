@@ -197,14 +197,23 @@ struct Tested {
     denied: i64,
     expected: f64,
     p: f64,
-    /// The reach key tested, for key-level volume tests.
-    key: Option<KeyRef>,
+    /// The reach key tested, for key-level volume tests, and the store
+    /// resources behind it.
+    key: Option<(KeyRef, Vec<String>)>,
     /// True for a test over the whole detection window.
     whole_window: bool,
 }
 
-/// A reach key as the store groups it: action, store resource, target.
+/// A reach key: action, generalized resource, target.
 type KeyRef = (String, String, Option<String>);
+
+/// Allowed calls of one key per detection hour, and the store resources
+/// that generalized into it (for the evidence lookup).
+#[derive(Debug, Default)]
+struct KeyUse {
+    by_hour: BTreeMap<i64, i64>,
+    resources: std::collections::BTreeSet<String>,
+}
 
 impl Tested {
     fn hourly(hour: i64, observed: i64, allowed: i64, denied: i64, expected: f64, p: f64) -> Self {
@@ -232,13 +241,17 @@ pub(crate) fn detect(
     // Allowed baseline calls per key, and detection-window allowed calls
     // per key and hour, by subject.
     let mut baseline_keys: HashMap<&str, HashMap<KeyRef, (i64, i64)>> = HashMap::new();
+    // Keys are generalized as the novelty detectors' are (dates, tokens,
+    // object-store keys, configured rules), so a key whose path carries a
+    // date is one key with a rate, not one new key a day.
+    let general = |resource: &str| settings.generalizer.resource(resource);
     for k in keys.iter().filter(|k| k.slot == Slot::Baseline) {
         let entry = baseline_keys
             .entry(&k.subject)
             .or_default()
             .entry((
                 k.action.clone(),
-                k.resource_pattern.clone(),
+                general(&k.resource_pattern),
                 k.target.clone(),
             ))
             .or_insert((0, i64::MAX));
@@ -247,19 +260,19 @@ pub(crate) fn detect(
             .1
             .min(hour_index(k.first_seen.max(windows.baseline_start)));
     }
-    let mut key_hours: HashMap<&str, BTreeMap<KeyRef, BTreeMap<i64, i64>>> = HashMap::new();
+    let mut key_hours: HashMap<&str, BTreeMap<KeyRef, KeyUse>> = HashMap::new();
     for k in key_hourly {
-        *key_hours
+        let entry = key_hours
             .entry(&k.subject)
             .or_default()
             .entry((
                 k.action.clone(),
-                k.resource_pattern.clone(),
+                general(&k.resource_pattern),
                 k.target.clone(),
             ))
-            .or_default()
-            .entry(k.hour)
-            .or_default() += k.allow_count;
+            .or_default();
+        *entry.by_hour.entry(k.hour).or_default() += k.allow_count;
+        entry.resources.insert(k.resource_pattern.clone());
     }
     let mut by_subject: HashMap<&str, (BaselineHours, DetectHours)> = HashMap::new();
     for h in hourly {
@@ -366,7 +379,7 @@ fn key_volume(
     settings: &DetectSettings,
     profile: &Profile,
     (detect_first, detect_end): (i64, i64),
-    hours: Option<&BTreeMap<KeyRef, BTreeMap<i64, i64>>>,
+    hours: Option<&BTreeMap<KeyRef, KeyUse>>,
     baseline: Option<&HashMap<KeyRef, (i64, i64)>>,
     out: &mut Vec<Tested>,
 ) -> usize {
@@ -380,7 +393,12 @@ fn key_volume(
     let min_hours = settings.min_history.num_hours().max(1);
     let min_excess = settings.volume_min_excess as f64 / 2.0;
     let mut tests = 0;
-    let mut test = |observed: i64, expected: f64, hour: i64, key: &KeyRef, whole_window: bool| {
+    let mut test = |observed: i64,
+                    expected: f64,
+                    dispersion: f64,
+                    hour: i64,
+                    key: (&KeyRef, &KeyUse),
+                    whole_window: bool| {
         tests += 1;
         if observed as f64 >= settings.spike_ratio * expected
             && observed as f64 - expected >= min_excess
@@ -391,13 +409,14 @@ fn key_volume(
                 allowed: observed,
                 denied: 0,
                 expected,
-                p: upper_tail(observed as u64, expected, profile.dispersion),
-                key: Some(key.clone()),
+                p: upper_tail(observed as u64, expected, dispersion),
+                key: Some((key.0.clone(), key.1.resources.iter().cloned().collect())),
                 whole_window,
             });
         }
     };
-    for (key, by_hour) in hours {
+    for (key, key_use) in hours {
+        let by_hour = &key_use.by_hour;
         let Some(&(base, first_hour)) = baseline.get(key).filter(|b| b.0 > 0) else {
             continue;
         };
@@ -407,14 +426,26 @@ fn key_volume(
         }
         // The key's own hourly rate, shaped by the identity's rhythm.
         let share = base as f64 / key_hours as f64 / mean_rate;
+        // A key's calls are a thinned share of the identity's: with
+        // identity variance `dispersion * m`, the key's is
+        // `s*m * (1 + s*(dispersion - 1))` for share `s`.
+        let dispersion = 1.0 + share.clamp(0.0, 1.0) * (profile.dispersion - 1.0).max(0.0);
         for (&hour, &observed) in by_hour {
-            test(observed, profile.expected(hour) * share, hour, key, false);
+            let expected = profile.expected(hour) * share;
+            test(observed, expected, dispersion, hour, (key, key_use), false);
         }
         let observed: i64 = by_hour.values().sum();
         let expected: f64 = (detect_first..detect_end)
             .map(|h| profile.expected(h) * share)
             .sum();
-        test(observed, expected, detect_first, key, true);
+        test(
+            observed,
+            expected,
+            dispersion,
+            detect_first,
+            (key, key_use),
+            true,
+        );
     }
     tests
 }
@@ -507,7 +538,7 @@ fn finding(
     let on_key = worst
         .key
         .as_ref()
-        .map(|(action, resource, target)| {
+        .map(|((action, resource, target), _)| {
             let at = target
                 .as_deref()
                 .map(|t| format!(" at `{t}`"))
@@ -572,11 +603,11 @@ fn finding(
         "expected": expected,
         "p_value": worst.p,
         "p_adjusted": p_adjusted,
-        "key": worst.key.as_ref().map(|(a, r, t)| json!({"action": a, "resource": r, "target": t})),
+        "key": worst.key.as_ref().map(|((a, r, t), raw)| json!({"action": a, "resource": r, "target": t, "resources": raw})),
         "tests_standing_out": hours.iter().map(|t| json!({
             "hour": explain::time(hour_start(t.hour)),
             "whole_window": t.whole_window,
-            "key": t.key.as_ref().map(|(a, r, _)| format!("{a} {r}")),
+            "key": t.key.as_ref().map(|((a, r, _), _)| format!("{a} {r}")),
             "observed": t.observed,
             "expected": t.expected,
             "p_value": t.p,
@@ -586,7 +617,7 @@ fn finding(
     let worst_key = worst
         .key
         .as_ref()
-        .map(|(a, r, t)| format!("{a} {r} {}", t.as_deref().unwrap_or("")));
+        .map(|((a, r, t), _)| format!("{a} {r} {}", t.as_deref().unwrap_or("")));
     Some(build(
         Common {
             kind,
@@ -612,9 +643,13 @@ fn finding(
             } else {
                 (hour_start(worst.hour + 1) - Duration::microseconds(1)).min(windows.now)
             }),
-            action: worst.key.as_ref().map(|k| k.0.clone()),
-            resources: worst.key.iter().map(|k| k.1.clone()).collect(),
-            target: worst.key.as_ref().map(|k| k.2.clone()),
+            action: worst.key.as_ref().map(|(k, _)| k.0.clone()),
+            resources: worst
+                .key
+                .as_ref()
+                .map(|(_, raw)| raw.clone())
+                .unwrap_or_default(),
+            target: worst.key.as_ref().map(|(k, _)| k.2.clone()),
             decision: match kind {
                 FindingKind::DenySpike => Some("deny"),
                 FindingKind::VolumeSpike => Some("allow"),

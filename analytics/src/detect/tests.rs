@@ -510,6 +510,80 @@ fn one_key_far_above_its_share_is_a_volume_spike() {
 }
 
 #[test]
+fn key_level_volume_sees_through_dates_in_paths() {
+    let w = windows();
+    let subjects = [subject(API, 40)];
+    let hours = hour_index(w.detect_start) - hour_index(w.baseline_start);
+    // One call an hour on a stats path that carries the day, each day's
+    // path a different stored resource; 19 an hour elsewhere.
+    let mut keys: Vec<KeyStats> = (1..=28)
+        .map(|day| {
+            let resource = format!("/v1/stats/2026-11-{day:02}");
+            key(
+                Slot::Baseline,
+                API,
+                "GET",
+                &resource,
+                Some(DB),
+                hours / 28,
+                0,
+            )
+        })
+        .collect();
+    keys.push(key(
+        Slot::Baseline,
+        API,
+        "GET",
+        "/v1/items/{id}",
+        Some(DB),
+        19 * hours,
+        0,
+    ));
+    keys.push(key(
+        Slot::Detect,
+        API,
+        "GET",
+        "/v1/stats/2026-11-29",
+        Some(DB),
+        16,
+        0,
+    ));
+    let mut hourly = steady(API, 20);
+    let hour = hour_index(now()) - 5;
+    hourly.push(HourCount {
+        slot: Slot::Detect,
+        subject: API.into(),
+        hour,
+        count: 35,
+        allow_count: 35,
+        deny_count: 0,
+    });
+    let key_hours = [KeyHour {
+        subject: API.into(),
+        action: "GET".into(),
+        resource_pattern: "/v1/stats/2026-11-29".into(),
+        target: Some(DB.into()),
+        hour,
+        allow_count: 16,
+    }];
+    let mut i = inputs(&w, &subjects, &keys, &hourly, &[], &[]);
+    i.key_hours = &key_hours;
+    let d = run(&DetectSettings::default(), i);
+    let spike = d.drafts.iter().find(|d| d.finding.kind == "volume-spike");
+    let spike = spike.unwrap_or_else(|| panic!("{:?}", kinds(&d)));
+    assert!(
+        spike.finding.explanation.contains("`GET /v1/stats/{id}`"),
+        "{}",
+        spike.finding.explanation
+    );
+    assert_eq!(
+        spike.evidence.resources,
+        ["/v1/stats/2026-11-29"],
+        "evidence uses the stored resource"
+    );
+}
+
+#[test]
 fn all_denies_make_a_deny_spike() {
     let w = windows();
     let subjects = [subject(API, 40)];
