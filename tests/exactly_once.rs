@@ -145,6 +145,33 @@ fn crash_loop(brokers: &str, topic: &str, create: &[&str]) {
     assert_exactly(&data, N);
 }
 
+/// Starts a group member and returns once it has been handed partitions
+/// (its "partitions assigned" log line), or after 90 s. Tansu 0.6's group
+/// coordinator never expires a member that leaves in the middle of
+/// joining, and the group then stalls for good, so a member may leave only
+/// after this, however slow the machine is.
+fn join_member(brokers: &str, topic: &str, data: &Path) -> Child {
+    let mut cmd = ingest_cmd(brokers, topic, data, false);
+    cmd.env("OVERREACH_LOG", "info").stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (joined, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        // Keep reading to the end so the member never blocks on its log.
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("partitions assigned") {
+                let _ = joined.send(());
+            }
+        }
+    });
+    if wait.recv_timeout(Duration::from_secs(90)).is_err() {
+        println!("a joining member got no partitions within 90 s");
+    }
+    child
+}
+
 fn rebalance(brokers: &str, topic: &str, create: &[&str]) {
     const ROUNDS: u64 = 6;
     const PER_ROUND: u64 = 10_000;
@@ -164,22 +191,19 @@ fn rebalance(brokers: &str, topic: &str, create: &[&str]) {
         overreach(&args);
         // The second member joins and leaves while records flow.
         other = match other.take() {
-            None => Some(ingest_cmd(brokers, topic, &data, false).spawn().unwrap()),
+            None => Some(join_member(brokers, topic, &data)),
             Some(child) => {
                 terminate(child);
                 None
             }
         };
-        // Give a joining member time to receive its partitions before it
-        // leaves: Tansu 0.6's group coordinator never expires a member that
-        // leaves in the middle of joining, and the group stalls for good.
-        std::thread::sleep(Duration::from_millis(rng.between(4_000, 7_000)));
+        std::thread::sleep(Duration::from_millis(rng.between(1_000, 4_000)));
     }
     if let Some(child) = other {
         terminate(child);
     }
     // Let the steady member take everything over and drain, then stop it.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(240);
     let stored = |data: &Path| {
         if data.join("events").exists() {
             pyarrow_counts(data).1
