@@ -251,6 +251,12 @@ pub fn load(path: &Path) -> Result<Grants, GrantsError> {
         path: path.to_owned(),
         source,
     })?;
+    parse_detected(&text, path)
+}
+
+/// [`parse`] in the format `path`'s extension names, else JSON when the
+/// text starts with `{`, else YAML.
+pub fn parse_detected(text: &str, path: &Path) -> Result<Grants, GrantsError> {
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
@@ -261,7 +267,7 @@ pub fn load(path: &Path) -> Result<Grants, GrantsError> {
         _ if text.trim_start().starts_with('{') => Format::Json,
         _ => Format::Yaml,
     };
-    parse(&text, format, path)
+    parse(text, format, path)
 }
 
 /// Parses grants from text; `path` only names the source in errors.

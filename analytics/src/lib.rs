@@ -339,9 +339,13 @@ enum Inventory {
 
 impl Inventory {
     fn load(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // Read once; the content says which importer it is for.
+        let text = std::fs::read_to_string(path).map_err(|source| grants::GrantsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         if text.contains("\"role_grants\"") && text.contains("\"user_roles\"") {
-            let data = opa_data::load(path)?;
+            let data = opa_data::parse(&text, path)?;
             info!(
                 path = %path.display(),
                 identities = data.user_roles.len(),
@@ -351,7 +355,7 @@ impl Inventory {
             return Ok(Inventory::Opa(data));
         }
         if text.contains("security.istio.io") {
-            let imported = istio::load(path)?;
+            let imported = istio::parse(&text, path)?;
             info!(
                 path = %path.display(),
                 allow_policies = imported.allow.len(),
@@ -361,9 +365,9 @@ impl Inventory {
             return Ok(Inventory::Istio(imported));
         }
         if !text.contains(rbac::RBAC_GROUP) {
-            return Ok(Inventory::Grants(grants::load(path)?));
+            return Ok(Inventory::Grants(grants::parse_detected(&text, path)?));
         }
-        let imported = rbac::load(path)?;
+        let imported = rbac::parse(&text, path)?;
         let resolved = rbac::resolve(&imported.rbac);
         for warning in &resolved.warnings {
             warn!(path = %path.display(), %warning, "rbac inventory");

@@ -211,6 +211,44 @@ pub(crate) fn peer_group(subject: &str) -> Option<&str> {
         .then(|| &subject[..parent.len() + 1])
 }
 
+/// Several keys' use in the detection window, added up.
+struct Totals {
+    count: i64,
+    allow_count: i64,
+    deny_count: i64,
+    /// Of the first and last call; the window's ends when there is none.
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    /// The most distinct hours any one key was used in.
+    hours: i64,
+    write: bool,
+    sensitive: bool,
+}
+
+impl Totals {
+    fn of(windows: &Windows, used: &[(&Key, &KeyUse)]) -> Self {
+        let sum = |f: fn(&KeyUse) -> i64| used.iter().map(|(_, u)| f(u)).sum::<i64>();
+        Self {
+            count: sum(|u| u.count),
+            allow_count: sum(|u| u.allow_count),
+            deny_count: sum(|u| u.deny_count),
+            first_seen: used
+                .iter()
+                .map(|(_, u)| u.first_seen)
+                .min()
+                .unwrap_or(windows.detect_start),
+            last_seen: used
+                .iter()
+                .map(|(_, u)| u.last_seen)
+                .max()
+                .unwrap_or(windows.now),
+            hours: used.iter().map(|(_, u)| u.hours).max().unwrap_or(0),
+            write: used.iter().any(|((a, _, _), _)| is_write_action(a)),
+            sensitive: used.iter().any(|((_, r, _), _)| is_sensitive_resource(r)),
+        }
+    }
+}
+
 /// One `new-identity` finding for a subject with no or too little history.
 pub(crate) fn new_identity(
     windows: &Windows,
@@ -221,25 +259,17 @@ pub(crate) fn new_identity(
 ) -> Draft {
     let kind = FindingKind::NewIdentity;
     let used: Vec<(&Key, &KeyUse)> = keys.detect_of(&s.subject).collect();
-    let sum = |f: fn(&KeyUse) -> i64| used.iter().map(|(_, u)| f(u)).sum::<i64>();
-    let (count, allow_count, deny_count) = (
-        sum(|u| u.count),
-        sum(|u| u.allow_count),
-        sum(|u| u.deny_count),
-    );
-    let first_seen = used
-        .iter()
-        .map(|(_, u)| u.first_seen)
-        .min()
-        .unwrap_or(windows.detect_start);
-    let last_seen = used
-        .iter()
-        .map(|(_, u)| u.last_seen)
-        .max()
-        .unwrap_or(windows.now);
+    let Totals {
+        count,
+        allow_count,
+        deny_count,
+        first_seen,
+        last_seen,
+        write,
+        sensitive,
+        ..
+    } = Totals::of(windows, &used);
     let actions: BTreeSet<&str> = used.iter().map(|((a, _, _), _)| a.as_str()).collect();
-    let write = used.iter().any(|((a, _, _), _)| is_write_action(a));
-    let sensitive = used.iter().any(|((_, r, _), _)| is_sensitive_resource(r));
     let score = score(
         kind,
         ScoreInputs {
@@ -685,25 +715,16 @@ fn new_target(
         }
         _ => FindingKind::NewTarget,
     };
-    let sum = |f: fn(&KeyUse) -> i64| used.iter().map(|(_, u)| f(u)).sum::<i64>();
-    let (count, allow_count, deny_count) = (
-        sum(|u| u.count),
-        sum(|u| u.allow_count),
-        sum(|u| u.deny_count),
-    );
-    let hours = used.iter().map(|(_, u)| u.hours).max().unwrap_or(0);
-    let first_seen = used
-        .iter()
-        .map(|(_, u)| u.first_seen)
-        .min()
-        .unwrap_or(windows.detect_start);
-    let last_seen = used
-        .iter()
-        .map(|(_, u)| u.last_seen)
-        .max()
-        .unwrap_or(windows.now);
-    let write = used.iter().any(|((a, _, _), _)| is_write_action(a));
-    let sensitive = used.iter().any(|((_, r, _), _)| is_sensitive_resource(r));
+    let Totals {
+        count,
+        allow_count,
+        deny_count,
+        first_seen,
+        last_seen,
+        hours,
+        write,
+        sensitive,
+    } = Totals::of(windows, used);
     let (new_networks, rollout) = place(known, sources, (hours, first_seen, last_seen));
     let score = score(
         kind,
