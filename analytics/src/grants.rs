@@ -27,6 +27,8 @@
 //!   `resource_pattern`, so `namespaces/a/core/secrets` covers every named
 //!   secret in namespace `a` (`namespaces/a/core/secrets:db`) and
 //!   `/v1/accounts/{id}` covers every account path.
+//! - `since` (optional, RFC 3339) on a rule says when it was granted; a
+//!   rule younger than the grace period (`--grace`, 14d) is not judged.
 //! - Unknown keys are errors, so a typo (`alow:`) cannot silently grant
 //!   nothing. An identical grant listed twice for one subject counts once.
 //!
@@ -63,6 +65,10 @@ pub struct SubjectGrants {
 pub struct GrantRule {
     pub action: String,
     pub resource: String,
+    /// Since when the grant exists (RFC 3339), if known: grants younger
+    /// than the grace period (14d) are not judged yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The syntax a grants file is written in.
@@ -388,6 +394,7 @@ grants:
             GrantRule {
                 action: "get".into(),
                 resource: "namespaces/a/core/configmaps:app-*".into(),
+                since: None,
             },
         );
         assert_eq!(
@@ -411,6 +418,7 @@ grants:
             GrantRule {
                 action: "get".into(),
                 resource: "namespaces/a/core/*".into(),
+                since: None,
             },
         );
         assert_eq!(
@@ -475,10 +483,12 @@ grants:
                     GrantRule {
                         action: "get".into(),
                         resource: "/v1/accounts/{id}".into(),
+                        since: None,
                     },
                     GrantRule {
                         action: "*".into(),
                         resource: Glob::escape("/odd/*/path"),
+                        since: None,
                     },
                 ],
             }],

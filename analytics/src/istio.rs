@@ -419,6 +419,9 @@ pub struct Policy {
     pub action: Action,
     pub target: Target,
     pub rules: Vec<Rule>,
+    /// `metadata.creationTimestamp`, when the manifest has one (an
+    /// unreadable one counts as unknown).
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Everything read from one or more files.
@@ -472,6 +475,8 @@ pub struct IstioGrant {
     /// `when` conditions, or a source field Overreach cannot see: report
     /// such a rule, never suggest removing part of it.
     pub conditional: bool,
+    /// The policy's creation time, if known.
+    pub granted_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A request of one identity, as Overreach's events describe it.
@@ -744,12 +749,16 @@ impl Context<'_> {
         };
         let namespace = meta_str("namespace").unwrap_or_else(|| "default".to_owned());
         let name = meta_str("name").unwrap_or_default();
+        let created = meta_str("creationTimestamp")
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
         let at = format!("{at} {namespace}/{name}");
         let wire: PolicyWire = serde_yaml::from_value(value).map_err(|e| self.shape(&at, e))?;
         if name.is_empty() {
             return Err(self.invalid(&at, "metadata.name is missing"));
         }
-        let policy = self.policy(wire.spec, name, namespace, &at)?;
+        let mut policy = self.policy(wire.spec, name, namespace, &at)?;
+        policy.created = created;
         if policy.action == Action::Allow {
             self.imported.allow.push(policy);
         } else {
@@ -829,6 +838,7 @@ impl Context<'_> {
             rules.push(Rule { from, to, when });
         }
         Ok(Policy {
+            created: None,
             name,
             namespace: namespace.clone(),
             action,
@@ -908,6 +918,7 @@ pub fn grants_for(imported: &Imported, principal: &SpiffeId) -> Vec<IstioGrant> 
                 operations: rule.to.clone(),
                 conditions: rule.when.clone(),
                 conditional: !unconditional_source || !rule.when.is_empty(),
+                granted_at: policy.created,
             });
         }
     }
@@ -1138,6 +1149,7 @@ impl MinimalPolicy {
         self.policies
             .iter()
             .map(|p| IstioGrant {
+                granted_at: None,
                 principal: self.principal.clone(),
                 source: RuleRef {
                     namespace: p.namespace.clone(),

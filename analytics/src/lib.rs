@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod detect;
+pub mod diff;
 mod error;
 mod explain;
 pub mod generalize;

@@ -142,6 +142,7 @@ impl Observed<'_> {
             risk: String::new(),
             explanation: String::new(),
             policy: None,
+            diff: None,
         }
     }
 }
@@ -162,6 +163,7 @@ fn policy_yaml(subject: &str, pairs: &BTreeSet<(String, String)>, origin: &str) 
                 .map(|(action, resource)| GrantRule {
                     action: Glob::escape(action),
                     resource: Glob::escape(resource),
+                    since: None,
                 })
                 .collect(),
         }],

@@ -365,6 +365,7 @@ fn random_grant(rng: &mut Rng) -> Grant {
             binding_kind: BindingKind::ClusterRoleBinding,
             binding: "granted".into(),
             binding_namespace: None,
+            granted_at: None,
         },
     }
 }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
+pub mod report;
 pub mod routes;
 pub mod state;
 

@@ -4,6 +4,7 @@
 //! DIR/events/date=YYYY-MM-DD/*.parquet    decision events, by event day
 //! DIR/dead-letter/*.jsonl                 records that could not be decoded
 //! DIR/analytics/*.parquet, run.json       what `overreach analyze` wrote
+//! DIR/reports/weekly/YYYY-Www.json        what `overreach report` wrote
 //! DIR/.tmp/                               files being written; never read
 //! ```
 //!
@@ -64,6 +65,15 @@ impl DataDir {
 
     pub fn identities(&self) -> PathBuf {
         self.analytics().join("identities.parquet")
+    }
+
+    pub fn weekly_reports(&self) -> PathBuf {
+        self.root.join("reports").join("weekly")
+    }
+
+    /// The stored weekly report of `week` (`2026-W48`).
+    pub fn weekly_report(&self, week: &str) -> PathBuf {
+        self.weekly_reports().join(format!("{week}.json"))
     }
 
     /// `run.json`: the parameters and totals of the last analysis.

@@ -10,6 +10,7 @@
 pub mod duration;
 pub mod event;
 pub mod layout;
+pub mod report;
 pub mod results;
 pub mod spiffe_id;
 pub mod table;

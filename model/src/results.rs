@@ -139,8 +139,14 @@ pub struct Suggestion {
     /// `low` (read), `medium`, `high` (write, delete, escalate, secrets).
     pub risk: String,
     pub explanation: String,
-    /// The suggested policy in the grants-file format (YAML), if any.
+    /// The suggested policy in the inventory's own language (Kubernetes
+    /// Role YAML, Istio AuthorizationPolicy YAML, OPA data JSON, or the
+    /// grants-file YAML), if any.
     pub policy: Option<String>,
+    /// A unified diff from the identity's granted policy, rendered in the
+    /// same language, to `policy` (or to the policy without the grant).
+    #[serde(default)]
+    pub diff: Option<String>,
 }
 
 pub fn suggestion_schema() -> SchemaRef {
@@ -158,6 +164,7 @@ pub fn suggestion_schema() -> SchemaRef {
         utf8("risk", false),
         utf8("explanation", false),
         utf8("policy", true),
+        utf8("diff", true),
     ]))
 }
 

@@ -4,21 +4,31 @@
 //!
 //! It is a test-data stage beside the pipeline, not part of it: it only
 //! writes files (`decisions/*.jsonl`, `labels.jsonl`, `estate.json`) that
-//! `overreach ingest --file` reads like any other log. It never reads a
-//! data directory and never depends on the pipeline's crates (they are
-//! dev-dependencies, to check every line decodes).
+//! `overreach ingest --file` reads like any other log. With `k8s-audit`
+//! output it also writes the prod cluster's RBAC inventory ([`rbac`]):
+//! `rbac.yaml` (Roles, ClusterRoles and bindings that allow every allowed
+//! call outside incidents, plus deliberate over-grants) and
+//! `rbac-overgrants.json` (those over-grants, the answer key for
+//! right-sizing, for `overreach analyze --grants rbac.yaml`). It never
+//! reads a data directory and never depends on the pipeline's crates (they
+//! are dev-dependencies, to check every line decodes).
 //!
 //! Invariants:
 //! - the same settings give byte-identical files: randomness comes from
-//!   our own PRNG ([`rng`]), one independent stream per workload and hour;
+//!   our own PRNG ([`rng`]), one independent stream per workload and hour
+//!   (and one for the RBAC inventory);
 //! - no incident before the last `incident_days` days, so baselines are
 //!   clean;
-//! - at most one simulated hour of events is held in memory.
+//! - at most one simulated hour of events is held in memory (the RBAC
+//!   inventory keeps one entry per distinct account and route, not per
+//!   event);
+//! - no RBAC rule covers a call the simulator wrote as denied.
 #![forbid(unsafe_code)]
 
 pub mod estate;
 pub mod generate;
 pub mod incidents;
+pub mod rbac;
 pub mod render;
 pub mod rng;
 
@@ -157,6 +167,11 @@ pub enum SimError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("cannot encode {path}: {source}")]
+    EncodeYaml {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SimError + '_ {
@@ -196,6 +211,9 @@ pub struct Summary {
     pub incident_events: u64,
     /// Kinds with fewer incidents than asked, and why.
     pub shortfall: Vec<String>,
+    /// What `rbac.yaml` holds (`k8s-audit` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rbac: Option<rbac::RbacSummary>,
 }
 
 /// One line of `labels.jsonl`.
@@ -258,6 +276,7 @@ pub fn run(settings: &SimSettings, mut progress: impl FnMut(Progress)) -> Result
     let mut skipped = 0u64;
     let mut hour_events = Vec::new();
     let mut line = Vec::with_capacity(1024);
+    let mut traffic = (settings.format == SimFormat::K8sAudit).then(rbac::Traffic::default);
     for day in 0..settings.days {
         let date = settings.start + chrono::Days::new(day as u64);
         let path = decisions.join(format!("{}.jsonl", date.format("%Y-%m-%d")));
@@ -291,6 +310,10 @@ pub fn run(settings: &SimSettings, mut progress: impl FnMut(Progress)) -> Result
                     })?;
                 file.write_all(&line).map_err(io(&path))?;
                 events += 1;
+                if let Some(traffic) = traffic.as_mut() {
+                    let incident = ev.label.is_some_and(|l| !planned[l as usize].benign);
+                    traffic.record(ev, incident);
+                }
                 if let Some(l) = ev.label {
                     let s = seen[l as usize].get_or_insert(Seen {
                         first: ev.t_us,
@@ -335,6 +358,7 @@ pub fn run(settings: &SimSettings, mut progress: impl FnMut(Progress)) -> Result
         deploys: 0,
         incident_events: 0,
         shortfall,
+        rbac: None,
     };
     for (i, (s, p)) in written.iter().enumerate() {
         let label = Label {
@@ -360,5 +384,12 @@ pub fn run(settings: &SimSettings, mut progress: impl FnMut(Progress)) -> Result
         file.write_all(b"\n").map_err(io(&labels_path))?;
     }
     file.flush().map_err(io(&labels_path))?;
+
+    if let Some(traffic) = &traffic {
+        let end_us = start_us + settings.days as i64 * estate::DAY_US;
+        let inventory = rbac::build(&estate, traffic, settings.seed, start_us, end_us);
+        inventory.write(out, settings.seed)?;
+        summary.rbac = Some(inventory.summary());
+    }
     Ok(summary)
 }

@@ -26,6 +26,12 @@ pub fn rfc3339(t_us: i64) -> String {
     rfc3339_with(t_us, SecondsFormat::Millis)
 }
 
+/// RFC 3339 UTC with whole seconds, as Kubernetes writes
+/// `creationTimestamp`.
+pub fn rfc3339_secs(t_us: i64) -> String {
+    rfc3339_with(t_us, SecondsFormat::Secs)
+}
+
 fn rfc3339_with(t_us: i64, precision: SecondsFormat) -> String {
     DateTime::from_timestamp_micros(t_us)
         .unwrap_or_default()

@@ -414,6 +414,7 @@ fn random_grant(rng: &mut Rng, p: &SpiffeId) -> IstioGrant {
         })
         .collect();
     IstioGrant {
+        granted_at: None,
         principal: p.clone(),
         source: RuleRef {
             namespace: namespace.clone(),

@@ -141,6 +141,8 @@ struct ObjectMeta {
     namespace: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default, rename = "creationTimestamp")]
+    creation_timestamp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -409,10 +411,12 @@ impl Context<'_> {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
+        let created = self.created(metadata.creation_timestamp.as_deref(), at)?;
         Ok(Role {
             kind,
             name,
             namespace,
+            created,
             labels: metadata.labels,
             rules,
             aggregation,
@@ -504,6 +508,7 @@ impl Context<'_> {
             })?),
             BindingKind::ClusterRoleBinding => None,
         };
+        let created = self.created(wire.metadata.creation_timestamp.as_deref(), at)?;
         let r = wire.role_ref;
         if r.api_group.as_deref().is_some_and(|g| g != RBAC_GROUP) {
             return Err(self.invalid(at, "roleRef.apiGroup must be rbac.authorization.k8s.io"));
@@ -547,6 +552,7 @@ impl Context<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Binding {
             kind,
+            created,
             name,
             namespace,
             role_ref: RoleRef {
@@ -555,6 +561,26 @@ impl Context<'_> {
             },
             subjects,
         })
+    }
+}
+
+impl Context<'_> {
+    /// `metadata.creationTimestamp` (RFC 3339), if present.
+    fn created(
+        &self,
+        value: Option<&str>,
+        at: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, RbacError> {
+        value
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| {
+                        self.invalid(at, "metadata.creationTimestamp is not an RFC 3339 time")
+                    })
+            })
+            .transpose()
     }
 }
 

@@ -280,6 +280,7 @@ impl MinimalPolicy {
                         binding_kind,
                         binding: self.name.clone(),
                         binding_namespace: r.namespace.clone(),
+                        granted_at: None,
                     },
                 }
             })

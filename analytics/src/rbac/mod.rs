@@ -24,6 +24,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use chrono::{DateTime, Utc};
+
 use overreach_model::{SpiffeId, SpiffeIdError};
 
 pub mod eval;
@@ -140,6 +142,8 @@ pub struct Role {
     pub rules: Vec<PolicyRule>,
     /// A ClusterRole's `aggregationRule.clusterRoleSelectors` (any match).
     pub aggregation: Option<Vec<LabelSelector>>,
+    /// `metadata.creationTimestamp`, when the manifest has one.
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// Who a binding grants to.
@@ -167,6 +171,8 @@ pub struct Binding {
     pub namespace: Option<String>,
     pub role_ref: RoleRef,
     pub subjects: Vec<Subject>,
+    /// `metadata.creationTimestamp`, when the manifest has one.
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// Everything imported from one or more manifests.
@@ -237,6 +243,9 @@ pub struct GrantSource {
     pub binding: String,
     /// The binding's (and so a Role's) namespace.
     pub binding_namespace: Option<String>,
+    /// Since when the grant exists: the later creation time of the binding
+    /// and the role (`None` when the manifests do not say).
+    pub granted_at: Option<DateTime<Utc>>,
 }
 
 impl fmt::Display for GrantSource {

@@ -198,6 +198,14 @@ pub fn resolve(rbac: &Rbac) -> Resolved {
                 .get(&(RoleKind::Role, b.namespace.clone(), b.role_ref.name.clone()))
                 .map(|r| r.rules.clone()),
         };
+        let role_created = match b.role_ref.kind {
+            RoleKind::ClusterRole => cluster_roles
+                .get(b.role_ref.name.as_str())
+                .and_then(|r| r.created),
+            RoleKind::Role => roles
+                .get(&(RoleKind::Role, b.namespace.clone(), b.role_ref.name.clone()))
+                .and_then(|r| r.created),
+        };
         let Some(rules) = rules else {
             resolved.warnings.push(Warning::DanglingBinding {
                 binding_kind: b.kind,
@@ -214,6 +222,7 @@ pub fn resolve(rbac: &Rbac) -> Resolved {
             binding_kind: b.kind,
             binding: b.name.clone(),
             binding_namespace: b.namespace.clone(),
+            granted_at: b.created.max(role_created),
         };
         for subject in &b.subjects {
             match subject {

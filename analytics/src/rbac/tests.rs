@@ -438,6 +438,7 @@ fn grant(namespace: Option<&str>, rule: PolicyRule) -> Grant {
             binding_kind: BindingKind::ClusterRoleBinding,
             binding: "b".into(),
             binding_namespace: namespace.map(str::to_owned),
+            granted_at: None,
         },
     }
 }

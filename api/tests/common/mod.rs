@@ -136,6 +136,7 @@ pub fn suggestion(id: &str, kind: &str, subject: &str, risk: &str, confidence: f
         risk: risk.into(),
         explanation: format!("{kind} for {subject}"),
         policy: None,
+        diff: None,
     }
 }
 
