@@ -25,6 +25,7 @@ Examples:
   overreach produce --brokers localhost:9092 --topic decisions audit.jsonl.gz
   overreach analyze --data ./data --baseline 3m --detect 1m
   overreach analyze --data ./data --grants grants.yaml
+  overreach report --data ./data --grants rbac.yaml --week 2026-W48 --out week48.html
   overreach serve --data ./data --listen 127.0.0.1:8080
   overreach simulate --out ./sim --identities 500 --days 30
   overreach evaluate --data ./sim-data --labels ./sim/labels.jsonl      (after ingesting ./sim/decisions)";
@@ -62,8 +63,20 @@ pub enum Command {
   overreach analyze --data ./data --baseline 3m --detect 1m --now 2023-01-27T18:32:12Z
   overreach analyze --data ./data --grants grants.yaml --observe 90d
   overreach analyze --data ./data --grants rbac.json   # kubectl get roles,rolebindings,clusterroles,clusterrolebindings -A -o json
+  overreach analyze --data ./data --grants rbac.yaml --grants istio.yaml --grace 7d
   overreach analyze --data ./data --min-score 60 --generalize '^/tenants/[^/]+=>/tenants/{tenant}'")]
     Analyze(AnalyzeArgs),
+    /// Write the weekly right-sizing report: granted against used, creep
+    /// scores, ranked suggestions, what changed since the week before.
+    #[command(after_help = "Examples:
+  overreach report --data ./data --grants rbac.yaml --week 2026-W48 --out week48.html
+  overreach report --data ./data --grants rbac.yaml --grants istio.yaml --format md
+  overreach report --data ./data --grants data.json --format csv --out week.csv
+
+The report is also stored as JSON under DIR/reports/weekly/, where
+`overreach serve` finds it (GET /v1/reports/weekly?week=2026-W48&format=html)
+and next week's report finds the week before.")]
+    Report(ReportArgs),
     /// Serve the HTTP API, metrics and the built-in page.
     #[command(after_help = "Example:
   overreach serve --data ./data --listen 127.0.0.1:8080")]
@@ -263,18 +276,43 @@ pub struct WindowArgs {
     /// Detection window, ending at now.
     #[arg(long, env = "OVERREACH_DETECT", default_value = "1d")]
     pub detect: String,
+    #[command(flatten)]
+    pub rightsize: RightsizeArgs,
+}
+
+/// What right-sizing compares: the window, the inventories, the grace
+/// period.
+#[derive(Debug, Clone, Args)]
+pub struct RightsizeArgs {
     /// Right-sizing observation window, ending at now.
     #[arg(long, env = "OVERREACH_OBSERVE", default_value = "90d")]
     pub observe: String,
-    /// Granted permissions to right-size: a grants file (YAML or JSON) or
-    /// Kubernetes RBAC manifests (Roles, ClusterRoles and their bindings,
-    /// multi-document YAML or `kubectl get -o json`), detected by content.
-    #[arg(long, env = "OVERREACH_GRANTS")]
-    pub grants: Option<PathBuf>,
+    /// Granted permissions to right-size, repeatable, each detected by
+    /// content: a grants file (YAML or JSON), Kubernetes RBAC manifests
+    /// (Roles, ClusterRoles and their bindings, multi-document YAML or
+    /// `kubectl get -o json`), Istio AuthorizationPolicies, or OPA
+    /// data-driven RBAC (`user_roles` and `role_grants`). Files of one kind
+    /// are merged.
+    #[arg(long, env = "OVERREACH_GRANTS", value_delimiter = ',')]
+    pub grants: Vec<PathBuf>,
+    /// Grants younger than this (by `metadata.creationTimestamp`, or
+    /// `since` in a grants file) are not judged yet.
+    #[arg(long, env = "OVERREACH_GRACE", default_value = "14d")]
+    pub grace: String,
     /// Trust domain of the SPIFFE IDs of service accounts named in RBAC
     /// bindings (as `overreach ingest --trust-domain` maps them).
     #[arg(long, env = "OVERREACH_TRUST_DOMAIN", default_value = "cluster.local")]
     pub trust_domain: String,
+}
+
+impl RightsizeArgs {
+    fn apply(&self, s: &mut AnalyzeSettings) -> Result<()> {
+        s.observe = parse_duration(&self.observe).context("--observe")?;
+        s.grace = parse_duration(&self.grace).context("--grace")?;
+        s.grants = self.grants.clone();
+        s.trust_domain = self.trust_domain.clone();
+        Ok(())
+    }
 }
 
 impl WindowArgs {
@@ -283,9 +321,7 @@ impl WindowArgs {
         s.now = self.now;
         s.baseline = parse_duration(&self.baseline).context("--baseline")?;
         s.detect = parse_duration(&self.detect).context("--detect")?;
-        s.observe = parse_duration(&self.observe).context("--observe")?;
-        s.grants = self.grants.clone();
-        s.trust_domain = self.trust_domain.clone();
+        self.rightsize.apply(&mut s)?;
         Ok(s)
     }
 }
@@ -363,6 +399,23 @@ pub struct AnalyzeArgs {
     pub window: WindowArgs,
     #[command(flatten)]
     pub detect: DetectArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The ISO week, YYYY-Www; default: the week of the latest stored event.
+    #[arg(long, env = "OVERREACH_WEEK")]
+    pub week: Option<String>,
+    /// html (a self-contained page with charts), md, csv or json.
+    #[arg(long, default_value = "html")]
+    pub format: String,
+    /// Write the report here instead of standard output.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub rightsize: RightsizeArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -605,6 +658,7 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Report(args) => rt.block_on(report(args)),
         Command::Serve(args) => rt.block_on(serve(DataDir::new(&args.data.data), args.listen)),
         Command::Demo(args) => crate::demo::run(&rt, args),
         Command::Simulate(args) => simulate(args),
@@ -647,6 +701,43 @@ fn ingest(rt: &tokio::runtime::Runtime, args: IngestArgs) -> Result<()> {
         overreach_ingest::kafka::run(&job, shutdown)?
     };
     println!("ingest: {summary}");
+    Ok(())
+}
+
+/// Computes, stores and renders the weekly report.
+async fn report(args: ReportArgs) -> Result<()> {
+    use overreach_api::report::{render, ReportFormat};
+    use overreach_model::report::IsoWeek;
+    let format = ReportFormat::parse(&args.format)
+        .map_err(anyhow::Error::msg)
+        .context("--format")?;
+    let mut settings = AnalyzeSettings::new(DataDir::new(&args.data.data));
+    args.rightsize.apply(&mut settings)?;
+    let week = match &args.week {
+        Some(week) => IsoWeek::parse(week).context("--week")?,
+        None => {
+            IsoWeek::containing(overreach_analytics::latest_event(&settings.data).await?)
+        }
+    };
+    let report = overreach_analytics::write_weekly_report(&settings, week).await?;
+    let text = render(&report, format);
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "report {}: {} identities ({} judged), {} granted, {} unused ({} sensitive), {} suggestions; written to {}",
+                report.week,
+                report.totals.identities,
+                report.totals.judged,
+                report.totals.granted,
+                report.totals.unused,
+                report.totals.unused_sensitive,
+                report.totals.suggestions,
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
     Ok(())
 }
 

@@ -21,6 +21,12 @@ pub type Result<T, E = AnalyticsError> = std::result::Result<T, E>;
 pub enum AnalyticsError {
     #[error("no events under {}: run `overreach ingest` first to store some", dir.display())]
     NoEvents { dir: PathBuf },
+    #[error("week {week} holds no stored events: they run from {first} to {latest}")]
+    WeekOutsideEvents {
+        week: String,
+        first: chrono::DateTime<chrono::Utc>,
+        latest: chrono::DateTime<chrono::Utc>,
+    },
     #[error("cannot list event files under {}: {source}", dir.display())]
     ListEvents {
         dir: PathBuf,

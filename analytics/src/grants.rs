@@ -191,6 +191,19 @@ impl Grants {
         self.grants.is_empty()
     }
 
+    /// Adds another file's grants after these, dropping duplicates.
+    pub fn extend(&mut self, other: Grants) {
+        for g in other.grants {
+            if !self
+                .grants
+                .iter()
+                .any(|h| h.subject == g.subject && h.rule == g.rule)
+            {
+                self.grants.push(g);
+            }
+        }
+    }
+
     /// The distinct subjects that have grants, in file order.
     pub fn subjects(&self) -> Vec<&str> {
         let mut seen = std::collections::HashSet::new();

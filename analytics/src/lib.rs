@@ -35,6 +35,7 @@ pub mod stats;
 mod store;
 #[cfg(test)]
 mod test_rng;
+pub mod weekly;
 mod windows;
 
 use std::collections::HashMap;
@@ -42,6 +43,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 use overreach_model::duration::format_duration;
+use overreach_model::report::IdentityRightsizing;
 use overreach_model::results::{
     baseline_schema, finding_schema, identity_schema, suggestion_schema, BaselineEntry, Finding,
     IdentitySummary, RunInfo, Suggestion,
@@ -53,6 +55,7 @@ use tracing::{info, warn};
 pub use detect::DetectSettings;
 pub use error::{AnalyticsError, Result};
 pub use hash::stable_id;
+pub use weekly::{latest_event, weekly_report, write_weekly_report};
 pub use windows::Windows;
 
 use store::{EventStore, SubjectStats};
@@ -71,10 +74,16 @@ pub struct AnalyzeSettings {
     pub detect: Duration,
     /// Right-sizing observation window, ending at now (90d).
     pub observe: Duration,
-    /// A grants file (see [`grants`]) or Kubernetes RBAC manifests (see
-    /// [`rbac`]; detected by their `rbac.authorization.k8s.io` apiVersion);
-    /// without one, right-sizing derives each identity's minimal policy.
-    pub grants: Option<PathBuf>,
+    /// Grants inventories, each a grants file (see [`grants`]), Kubernetes
+    /// RBAC manifests (see [`rbac`]), Istio AuthorizationPolicies (see
+    /// [`istio`]) or OPA data-driven RBAC (see [`opa_data`]), detected by
+    /// content; files of one kind are merged (a Role in one file, its
+    /// binding in another). Without any, right-sizing derives each
+    /// identity's minimal policy.
+    pub grants: Vec<PathBuf>,
+    /// Grants younger than this (by `creationTimestamp` or `since`) are not
+    /// judged yet (14d).
+    pub grace: Duration,
     /// Trust domain of the SPIFFE IDs of Kubernetes service accounts named
     /// in RBAC bindings (`cluster.local`), as ingest maps them.
     pub trust_domain: String,
@@ -94,7 +103,8 @@ impl AnalyzeSettings {
             baseline: Duration::days(28),
             detect: Duration::days(1),
             observe: Duration::days(90),
-            grants: None,
+            grants: Vec::new(),
+            grace: Duration::days(14),
             trust_domain: "cluster.local".to_owned(),
             narrow_max_values: 5,
             detect_settings: DetectSettings::default(),
@@ -141,24 +151,16 @@ pub struct Results {
     pub findings: Vec<Finding>,
     pub suggestions: Vec<Suggestion>,
     pub identities: Vec<IdentitySummary>,
+    /// Granted against used per identity and inventory, for the weekly
+    /// report.
+    pub rightsizing: Vec<IdentityRightsizing>,
 }
 
 /// Runs the whole analysis and returns its results without writing them:
 /// [`run`] writes them; an evaluation runs it for many "now"s.
 pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
     let data = &settings.data;
-    let inventory = settings
-        .grants
-        .as_deref()
-        .map(Inventory::load)
-        .transpose()?;
-    let grants = match &inventory {
-        Some(Inventory::Grants(g)) => Some(g),
-        _ => None,
-    };
-    if let (Some(path), Some(grants)) = (&settings.grants, &grants) {
-        info!(path = %path.display(), grants = grants.len(), "loaded grants file");
-    }
+    let inventory = Inventory::load_all(&settings.grants)?;
     // Validate the windows before the (possibly long) first query.
     Windows::check_lengths(settings.baseline, settings.detect, settings.observe)?;
 
@@ -233,66 +235,23 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
         "detected findings"
     );
 
-    let observed = rightsizing::Observed {
-        windows: &windows,
-        first_seen: subjects
-            .iter()
-            .map(|s| (s.subject.as_str(), s.first_seen))
-            .collect(),
-    };
-    let suggestions = match (&inventory, &grants) {
-        (Some(Inventory::Rbac(accounts)), _) => {
-            let subjects: Vec<String> = accounts
-                .keys()
-                .filter_map(|sa| sa.spiffe_id(&settings.trust_domain).ok())
-                .map(|id| id.to_string())
-                .collect();
-            let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
-            let usage = store.usage(&windows, Some(&names)).await?;
-            rightsizing::with_rbac(&observed, accounts, &settings.trust_domain, &usage)?
-        }
-        (Some(Inventory::Istio(imported)), _) => {
-            let names: Vec<&str> = subjects
-                .iter()
-                .filter(|s| s.subject_kind == "spiffe")
-                .map(|s| s.subject.as_str())
-                .collect();
-            let usage = store.usage(&windows, Some(&names)).await?;
-            rightsizing::with_istio(&observed, imported, &names, &usage)?
-        }
-        (Some(Inventory::Opa(data)), _) => {
-            let subjects: Vec<String> = data.user_roles.keys().map(|id| id.to_string()).collect();
-            let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
-            let usage = store.usage(&windows, Some(&names)).await?;
-            rightsizing::with_opa(&observed, data, &usage)?
-        }
-        (_, Some(grants)) => {
-            let usage = store.usage(&windows, Some(&grants.subjects())).await?;
-            let uncovered: i64 = usage
-                .iter()
-                .filter(|u| {
-                    let resource = u.resource.as_deref().unwrap_or(&u.resource_pattern);
-                    !grants.covers(&u.subject, &u.action, resource, &u.resource_pattern)
-                })
-                .map(|u| u.count)
-                .sum();
-            if uncovered > 0 {
-                warn!(
-                    calls = uncovered,
-                    "allowed calls of granted identities that no grant covers: the grants file is incomplete"
-                );
-            }
-            rightsizing::with_grants(&observed, grants, &usage, settings.narrow_max_values)?
-        }
-        _ => {
-            let usage = store.usage(&windows, None).await?;
-            rightsizing::minimal_policies(&observed, &usage)?
-        }
-    };
+    let outcome = right_size(settings, &store, &inventory, &subjects, &windows).await?;
     info!(
-        suggestions = suggestions.len(),
+        suggestions = outcome.suggestions.len(),
+        identities = outcome.identities.len(),
         "derived right-sizing suggestions"
     );
+    let mut findings = findings;
+    let previous = previous_suggestions(data);
+    let follow_ups = detect::used_after_suggestion(&previous, &outcome.used);
+    if !follow_ups.is_empty() {
+        info!(
+            findings = follow_ups.len(),
+            "permissions used after a suggestion proposed removing them"
+        );
+    }
+    findings.extend(follow_ups);
+    let suggestions = outcome.suggestions;
 
     let baselines = detection.baselines;
     let identities = summarize(&subjects, &baselines, &findings, &suggestions);
@@ -309,7 +268,14 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
         identities: i64::try_from(identities.len()).unwrap_or(i64::MAX),
         findings: i64::try_from(findings.len()).unwrap_or(i64::MAX),
         suggestions: i64::try_from(suggestions.len()).unwrap_or(i64::MAX),
-        grants_file: settings.grants.as_ref().map(|p| p.display().to_string()),
+        grants_file: (!settings.grants.is_empty()).then(|| {
+            settings
+                .grants
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
         reach_keys_concrete: concrete_keys,
         reach_keys_stored: detection.stored_keys,
         reach_keys_generalized: detection.generalized_keys,
@@ -325,63 +291,303 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
         findings,
         suggestions,
         identities,
+        rightsizing: outcome.identities,
     })
 }
 
-/// What `--grants` holds: a grants file, Istio AuthorizationPolicies, OPA
-/// data-driven RBAC, or Kubernetes RBAC resolved to each service
-/// account's rules.
-enum Inventory {
-    Grants(grants::Grants),
-    Istio(istio::Imported),
-    Opa(opa_data::OpaData),
-    Rbac(std::collections::BTreeMap<rbac::ServiceAccount, Vec<rbac::Grant>>),
+/// Right-sizing alone, at `settings.now` (default: the latest stored
+/// event): what the weekly report runs twice, for the end of the week and
+/// a week earlier.
+pub async fn rightsize(settings: &AnalyzeSettings) -> Result<Rightsized> {
+    let inventory = Inventory::load_all(&settings.grants)?;
+    Windows::check_lengths(settings.baseline, settings.detect, settings.observe)?;
+    let store = EventStore::open(&settings.data).await?;
+    let subjects = store.subjects().await?;
+    let Some(latest) = subjects.iter().map(|s| s.last_seen).max() else {
+        return Err(AnalyticsError::NoEvents {
+            dir: settings.data.events(),
+        });
+    };
+    let now = settings.now.unwrap_or(latest);
+    let windows = Windows::new(now, settings.baseline, settings.detect, settings.observe)?;
+    // Only what had happened by then counts, so a past week reads as it
+    // did at the time.
+    let subjects: Vec<SubjectStats> = subjects
+        .into_iter()
+        .filter(|s| s.first_seen <= now)
+        .collect();
+    let outcome = right_size(settings, &store, &inventory, &subjects, &windows).await?;
+    Ok(Rightsized {
+        now,
+        observe_start: windows.observe_start,
+        suggestions: outcome.suggestions,
+        identities: outcome.identities,
+        granted: outcome.granted,
+        used: outcome
+            .used
+            .into_iter()
+            .map(|u| (u.subject, u.grant))
+            .collect(),
+    })
+}
+
+/// What [`rightsize`] found.
+#[derive(Debug, Clone)]
+pub struct Rightsized {
+    pub now: DateTime<Utc>,
+    pub observe_start: DateTime<Utc>,
+    pub suggestions: Vec<Suggestion>,
+    pub identities: Vec<IdentityRightsizing>,
+    /// Every (subject, grant) and (subject, binding) the inventory holds.
+    pub granted: Vec<(String, String)>,
+    /// Every (subject, grant) and (subject, binding) used in the window.
+    pub used: Vec<(String, String)>,
+}
+
+/// The previous run's suggestions, if it left any: the open suggestions a
+/// `used-after-suggestion` finding refers to.
+fn previous_suggestions(data: &DataDir) -> Vec<Suggestion> {
+    let path = data.suggestions();
+    if !path.exists() {
+        return Vec::new();
+    }
+    match overreach_model::table::read_rows(&path) {
+        Ok(rows) => rows,
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "cannot read the previous suggestions; no used-after-suggestion findings this run");
+            Vec::new()
+        }
+    }
+}
+
+/// Dead letters written since `since` (by their `ingested_at`), from the
+/// ingester's `DIR/dead-letter/*.jsonl`. A record of a replayed old log is
+/// dead-lettered long after its events happened, so for replays this
+/// counts every dead letter since the window began: the cautious reading.
+fn dead_letters_since(data: &DataDir, since: DateTime<Utc>) -> i64 {
+    #[derive(serde::Deserialize)]
+    struct Letter {
+        ingested_at: DateTime<Utc>,
+    }
+    let Ok(entries) = std::fs::read_dir(data.dead_letter()) else {
+        return 0;
+    };
+    let mut count = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            warn!(path = %path.display(), "cannot read a dead-letter file; confidence ignores it");
+            continue;
+        };
+        count += text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Letter>(l).ok())
+            .filter(|l| l.ingested_at >= since)
+            .count();
+    }
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// Every inventory's right-sizing over `windows`, concatenated; without
+/// an inventory, each identity's minimal policy.
+async fn right_size(
+    settings: &AnalyzeSettings,
+    store: &EventStore,
+    inventory: &Inventory,
+    subjects: &[SubjectStats],
+    windows: &Windows,
+) -> Result<rightsizing::Outcome> {
+    let coverage = store.coverage(windows).await?;
+    let estate_first = subjects
+        .iter()
+        .map(|s| s.first_seen)
+        .min()
+        .unwrap_or(windows.now);
+    let stored: i64 = coverage.events;
+    let dead = dead_letters_since(&settings.data, windows.observe_start);
+    let observed = rightsizing::Observed {
+        windows,
+        first_seen: subjects
+            .iter()
+            .map(|s| (s.subject.as_str(), s.first_seen))
+            .collect(),
+        estate_first,
+        grace: settings.grace,
+        gaps: rightsizing::Gaps::new(
+            windows.observe_start.max(estate_first),
+            windows.now,
+            &coverage.hours,
+            stored,
+            dead,
+        ),
+        active_days: coverage.active_days,
+    };
+    let mut out = rightsizing::Outcome::default();
+    if inventory.is_empty() {
+        let usage = store.usage(windows, None).await?;
+        return rightsizing::minimal_policies(&observed, &usage);
+    }
+    if let Some(accounts) = &inventory.rbac {
+        let subjects: Vec<String> = accounts
+            .keys()
+            .filter_map(|sa| sa.spiffe_id(&settings.trust_domain).ok())
+            .map(|id| id.to_string())
+            .collect();
+        let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        let usage = store.usage(windows, Some(&names)).await?;
+        out.extend(rightsizing::with_rbac(
+            &observed,
+            accounts,
+            &settings.trust_domain,
+            &usage,
+        )?);
+    }
+    if let Some(imported) = &inventory.istio {
+        let names: Vec<&str> = subjects
+            .iter()
+            .filter(|s| s.subject_kind == "spiffe")
+            .map(|s| s.subject.as_str())
+            .collect();
+        let usage = store.usage(windows, Some(&names)).await?;
+        out.extend(rightsizing::with_istio(&observed, imported, &names, &usage)?);
+    }
+    if let Some(data) = &inventory.opa {
+        let subjects: Vec<String> = data.user_roles.keys().map(|id| id.to_string()).collect();
+        let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        let usage = store.usage(windows, Some(&names)).await?;
+        out.extend(rightsizing::with_opa(&observed, data, &usage)?);
+    }
+    if let Some(grants) = &inventory.grants {
+        let usage = store.usage(windows, Some(&grants.subjects())).await?;
+        let uncovered: i64 = usage
+            .iter()
+            .filter(|u| {
+                let resource = u.resource.as_deref().unwrap_or(&u.resource_pattern);
+                !grants.covers(&u.subject, &u.action, resource, &u.resource_pattern)
+            })
+            .map(|u| u.count)
+            .sum();
+        if uncovered > 0 {
+            warn!(
+                calls = uncovered,
+                "allowed calls of granted identities that no grant covers: the grants file is incomplete"
+            );
+        }
+        out.extend(rightsizing::with_grants(
+            &observed,
+            grants,
+            &usage,
+            settings.narrow_max_values,
+        )?);
+    }
+    out.suggestions.sort_by(|a, b| {
+        a.subject
+            .cmp(&b.subject)
+            .then_with(|| a.kind.cmp(&b.kind))
+            .then_with(|| a.grant.cmp(&b.grant))
+    });
+    Ok(out)
+}
+
+/// What the `--grants` files hold, merged by kind: grants files,
+/// Istio AuthorizationPolicies, OPA data-driven RBAC, and Kubernetes RBAC
+/// resolved to each service account's rules.
+#[derive(Default)]
+struct Inventory {
+    grants: Option<grants::Grants>,
+    istio: Option<istio::Imported>,
+    opa: Option<opa_data::OpaData>,
+    rbac: Option<std::collections::BTreeMap<rbac::ServiceAccount, Vec<rbac::Grant>>>,
 }
 
 impl Inventory {
-    fn load(path: &std::path::Path) -> Result<Self> {
-        // Read once; the content says which importer it is for.
-        let text = std::fs::read_to_string(path).map_err(|source| grants::GrantsError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        if text.contains("\"role_grants\"") && text.contains("\"user_roles\"") {
-            let data = opa_data::parse(&text, path)?;
+    fn is_empty(&self) -> bool {
+        self.grants.is_none() && self.istio.is_none() && self.opa.is_none() && self.rbac.is_none()
+    }
+
+    /// Reads every file once; its content says which importer it is for.
+    /// Files of one kind are merged before they are resolved, so a
+    /// binding may name a role defined in another file.
+    fn load_all(paths: &[PathBuf]) -> Result<Self> {
+        let mut inventory = Inventory::default();
+        let mut rbac_all: Option<rbac::Imported> = None;
+        for path in paths {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| grants::GrantsError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            if text.contains("\"role_grants\"") && text.contains("\"user_roles\"") {
+                let data = opa_data::parse(&text, path)?;
+                info!(
+                    path = %path.display(),
+                    identities = data.user_roles.len(),
+                    roles = data.role_grants.len(),
+                    "loaded OPA data-driven RBAC inventory"
+                );
+                let all = inventory.opa.get_or_insert_with(Default::default);
+                for (id, roles) in data.user_roles {
+                    let held = all.user_roles.entry(id).or_default();
+                    for role in roles {
+                        if !held.contains(&role) {
+                            held.push(role);
+                        }
+                    }
+                }
+                for (role, grants) in data.role_grants {
+                    all.role_grants.entry(role).or_default().extend(grants);
+                }
+                all.ignored_keys.extend(data.ignored_keys);
+                all.undefined_roles.extend(data.undefined_roles);
+            } else if text.contains("security.istio.io") {
+                let imported = istio::parse(&text, path)?;
+                info!(
+                    path = %path.display(),
+                    allow_policies = imported.allow.len(),
+                    other_policies = imported.aside.len(),
+                    "loaded Istio AuthorizationPolicy inventory"
+                );
+                match &mut inventory.istio {
+                    Some(all) => all.merge(imported),
+                    None => inventory.istio = Some(imported),
+                }
+            } else if text.contains(rbac::RBAC_GROUP) {
+                let imported = rbac::parse(&text, path)?;
+                info!(
+                    path = %path.display(),
+                    roles = imported.rbac.roles.len(),
+                    bindings = imported.rbac.bindings.len(),
+                    "loaded Kubernetes RBAC manifests"
+                );
+                match &mut rbac_all {
+                    Some(all) => all.merge(imported),
+                    None => rbac_all = Some(imported),
+                }
+            } else {
+                let parsed = grants::parse_detected(&text, path)?;
+                info!(path = %path.display(), grants = parsed.len(), "loaded grants file");
+                match &mut inventory.grants {
+                    Some(all) => all.extend(parsed),
+                    None => inventory.grants = Some(parsed),
+                }
+            }
+        }
+        if let Some(imported) = rbac_all {
+            let resolved = rbac::resolve(&imported.rbac);
+            for warning in &resolved.warnings {
+                warn!(%warning, "rbac inventory");
+            }
+            let accounts = resolved.service_accounts();
             info!(
-                path = %path.display(),
-                identities = data.user_roles.len(),
-                roles = data.role_grants.len(),
-                "loaded OPA data-driven RBAC inventory"
+                service_accounts = accounts.len(),
+                "resolved Kubernetes RBAC inventory"
             );
-            return Ok(Inventory::Opa(data));
+            inventory.rbac = Some(accounts);
         }
-        if text.contains("security.istio.io") {
-            let imported = istio::parse(&text, path)?;
-            info!(
-                path = %path.display(),
-                allow_policies = imported.allow.len(),
-                other_policies = imported.aside.len(),
-                "loaded Istio AuthorizationPolicy inventory"
-            );
-            return Ok(Inventory::Istio(imported));
-        }
-        if !text.contains(rbac::RBAC_GROUP) {
-            return Ok(Inventory::Grants(grants::parse_detected(&text, path)?));
-        }
-        let imported = rbac::parse(&text, path)?;
-        let resolved = rbac::resolve(&imported.rbac);
-        for warning in &resolved.warnings {
-            warn!(path = %path.display(), %warning, "rbac inventory");
-        }
-        let accounts = resolved.service_accounts();
-        info!(
-            path = %path.display(),
-            roles = imported.rbac.roles.len(),
-            bindings = imported.rbac.bindings.len(),
-            service_accounts = accounts.len(),
-            "loaded Kubernetes RBAC inventory"
-        );
-        Ok(Inventory::Rbac(accounts))
+        Ok(inventory)
     }
 }
 

@@ -486,6 +486,29 @@ struct GrantWire<'a> {
     resource: &'a str,
 }
 
+/// What `grants` (some of one identity's [`grants_for`]) leave of the data
+/// document: the identity's roles that keep a grant and those grants, in
+/// the shape [`to_json`] writes, so that the two diff line by line.
+pub fn granted_json(grants: &[&OpaGrant]) -> String {
+    let mut doc = DocumentWire {
+        user_roles: BTreeMap::new(),
+        role_grants: BTreeMap::new(),
+    };
+    for g in grants {
+        let roles = doc.user_roles.entry(g.identity.to_string()).or_default();
+        if !roles.contains(&g.role.as_str()) {
+            roles.push(&g.role);
+        }
+        doc.role_grants.entry(&g.role).or_default().push(GrantWire {
+            action: &g.action,
+            resource: &g.resource,
+        });
+    }
+    let mut out = serde_json::to_string_pretty(&doc).expect("strings serialize");
+    out.push('\n');
+    out
+}
+
 /// One data document holding the generated roles of several identities,
 /// pretty-printed with a stable order. Identities with no grants get no
 /// role.

@@ -167,7 +167,25 @@ pub(crate) struct Usage {
     #[serde(default)]
     pub target: Option<String>,
     pub count: i64,
+    pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
+    /// Distinct UTC days with such a call: a permission used on 3 days of
+    /// 90 is a periodic job's, not a daily one's.
+    pub days: i64,
+    /// The id of one such call (the greatest), evidence a reviewer can
+    /// look up.
+    pub sample_event_id: String,
+}
+
+/// How completely the store saw the observation window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Coverage {
+    /// Clock hours (since the epoch) with at least one stored event.
+    pub hours: Vec<i64>,
+    /// Stored events in the window.
+    pub events: i64,
+    /// Distinct UTC days on which each subject made any call.
+    pub active_days: std::collections::HashMap<String, i64>,
 }
 
 /// The stored events, registered as the DataFusion table `events`.
@@ -491,7 +509,7 @@ impl EventStore {
                     .map_err(register_err)?;
                 format!(
                     "SELECT subject, action, resource_pattern, resource, target, \
-                            COUNT(*) AS \"count\", MAX(time) AS last_seen \
+                            COUNT(*) AS \"count\", {USAGE_COLUMNS} \
                      FROM ({events}) AS ev \
                      GROUP BY subject, action, resource_pattern, resource, target \
                      ORDER BY subject, action, resource_pattern, resource, target",
@@ -502,7 +520,7 @@ impl EventStore {
             }
             None => format!(
                 "SELECT subject, action, resource_pattern, COUNT(*) AS \"count\", \
-                        MAX(time) AS last_seen \
+                        {USAGE_COLUMNS} \
                  FROM ({events}) AS ev \
                  GROUP BY subject, action, resource_pattern \
                  ORDER BY subject, action, resource_pattern",
@@ -511,7 +529,55 @@ impl EventStore {
         };
         self.query("right-sizing usage", &sql, Some(windows)).await
     }
+
+    /// Which clock hours of the observation window hold any stored event,
+    /// and on how many days each subject was active in it.
+    pub async fn coverage(&self, windows: &Windows) -> Result<Coverage> {
+        #[derive(Deserialize)]
+        struct Hour {
+            hour: i64,
+            events: i64,
+        }
+        #[derive(Deserialize)]
+        struct Days {
+            subject: String,
+            days: i64,
+        }
+        let events = deduped("time >= $observe_start AND time <= $now");
+        let hours: Vec<Hour> = self
+            .query(
+                "observation window hours",
+                &format!(
+                    "SELECT {HOUR} AS hour, COUNT(*) AS events FROM ({events}) AS ev \
+                     GROUP BY hour ORDER BY hour"
+                ),
+                Some(windows),
+            )
+            .await?;
+        let days: Vec<Days> = self
+            .query(
+                "active days",
+                &format!(
+                    "SELECT subject, COUNT(DISTINCT {DAY}) AS days FROM ({events}) AS ev \
+                     GROUP BY subject"
+                ),
+                Some(windows),
+            )
+            .await?;
+        Ok(Coverage {
+            events: hours.iter().map(|h| h.events).sum(),
+            hours: hours.into_iter().map(|h| h.hour).collect(),
+            active_days: days.into_iter().map(|d| (d.subject, d.days)).collect(),
+        })
+    }
 }
+
+/// Days since the Unix epoch.
+const DAY: &str = "CAST(time AS BIGINT) / 86400000000";
+
+/// What right-sizing keeps of each usage group besides its count.
+const USAGE_COLUMNS: &str = "MIN(time) AS first_seen, MAX(time) AS last_seen, \
+     COUNT(DISTINCT CAST(time AS BIGINT) / 86400000000) AS days, MAX(event_id) AS sample_event_id";
 
 /// The evidence queries as a table, one row per query and key resource.
 fn evidence_batch(windows: &Windows, queries: &[EvidenceQuery]) -> Result<RecordBatch> {

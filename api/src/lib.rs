@@ -54,6 +54,7 @@ pub mod paths {
     pub const IDENTITY: &str = "/v1/identities/{subject}";
     pub const FINDINGS: &str = "/v1/findings";
     pub const RECOMMENDATIONS: &str = "/v1/recommendations";
+    pub const WEEKLY_REPORT: &str = "/v1/reports/weekly";
 
     /// The routes the OpenAPI document describes (all but the page).
     pub const DOCUMENTED: &[&str] = &[
@@ -64,6 +65,7 @@ pub mod paths {
         IDENTITY,
         FINDINGS,
         RECOMMENDATIONS,
+        WEEKLY_REPORT,
     ];
 }
 
@@ -78,6 +80,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::IDENTITY, get(routes::identity))
         .route(paths::FINDINGS, get(routes::findings))
         .route(paths::RECOMMENDATIONS, get(routes::recommendations))
+        .route(paths::WEEKLY_REPORT, get(routes::weekly_report))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -176,6 +176,42 @@ pub fn document() -> Value {
                     }
                 }
             },
+            "/v1/reports/weekly": {
+                "get": {
+                    "summary": "The weekly right-sizing report",
+                    "description": "As `overreach report` stored it under DIR/reports/weekly/: per identity \
+                        granted against used and a creep score (unused share of granted, 0-100), \
+                        suggestions ranked by risk and confidence, what changed since the previous \
+                        week, and the identities with the most unused sensitive grants.",
+                    "operationId": "weeklyReport",
+                    "parameters": [
+                        {
+                            "name": "week", "in": "query", "required": false,
+                            "description": "ISO week YYYY-Www; default: the latest stored.",
+                            "schema": {"type": "string", "pattern": "^[0-9]{4}-?[Ww][0-9]{2}$", "example": "2026-W48"}
+                        },
+                        {
+                            "name": "format", "in": "query", "required": false,
+                            "description": "json (default), html (a self-contained page with charts), md or csv.",
+                            "schema": {"type": "string", "enum": ["json", "html", "md", "markdown", "csv"]}
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The report",
+                            "content": {
+                                "application/json": {"schema": {"type": "object", "required": ["week", "totals", "identities", "suggestions", "changes"]}},
+                                "text/html": {},
+                                "text/markdown": {},
+                                "text/csv": {}
+                            }
+                        },
+                        "400": {"$ref": "#/components/responses/BadRequest"},
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                        "500": {"$ref": "#/components/responses/Internal"}
+                    }
+                }
+            },
             "/v1/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -1671,6 +1671,7 @@ mod tests {
         let [granted, used, unused, unused_sensitive, in_grace] = grants;
         IdentityRightsizing {
             subject: subject.to_owned(),
+            engine: "rbac".to_owned(),
             status: status.to_owned(),
             granted,
             used,
@@ -1681,6 +1682,7 @@ mod tests {
             creep_score_previous: previous,
             allowed_calls: used * 100,
             history_days,
+            note: None,
         }
     }
 
@@ -1707,6 +1709,7 @@ mod tests {
                     "--- granted\n+++ suggested\n@@ -1,3 +1,2 @@\n rules:\n-- verbs: [delete]\n+- verbs: [get]\n"
                         .to_owned(),
                 ),
+                sample_event_ids: vec![format!("audit-{rank}")],
             },
         }
     }

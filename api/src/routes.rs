@@ -41,6 +41,13 @@ pub struct RecommendationsParams {
     pub subject: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeeklyReportParams {
+    pub week: Option<String>,
+    pub format: Option<String>,
+}
+
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
@@ -164,6 +171,70 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     };
     let body = state.metrics().render(gauges.as_ref());
     ([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
+}
+
+/// `GET /v1/reports/weekly?week=YYYY-Www&format=json|html|md|csv`: the
+/// stored weekly report (`overreach report` writes it), by default the
+/// latest week stored, as JSON.
+pub async fn weekly_report(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<WeeklyReportParams>,
+) -> Result<Response> {
+    use crate::report::{render, ReportFormat};
+    use overreach_model::report::{IsoWeek, WeeklyReport};
+    let format = match non_empty(params.format) {
+        Some(f) => ReportFormat::parse(&f).map_err(ApiError::BadRequest)?,
+        None => ReportFormat::Json,
+    };
+    let data = state.data().clone();
+    let week = non_empty(params.week)
+        .map(|w| {
+            IsoWeek::parse(&w)
+                .map(|w| w.to_string())
+                .map_err(|e| ApiError::BadRequest(e.to_string()))
+        })
+        .transpose()?;
+    let report = tokio::task::spawn_blocking(move || -> Result<WeeklyReport> {
+        let week = match week {
+            Some(week) => week,
+            None => latest_stored_week(&data).ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no weekly report stored under {}: run `overreach report --data {} --grants ...` first",
+                    data.weekly_reports().display(),
+                    data.root().display()
+                ))
+            })?,
+        };
+        let path = data.weekly_report(&week);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ApiError::NotFound(format!(
+                    "no weekly report for {week}: run `overreach report --data {} --week {week} --grants ...` first",
+                    data.root().display()
+                )))
+            }
+            Err(source) => return Err(ApiError::RunInfo { path, source }),
+        };
+        serde_json::from_str(&text).map_err(|source| ApiError::RunInfoJson { path, source })
+    })
+    .await??;
+    let body = render(&report, format);
+    Ok(([(CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// The greatest `YYYY-Www` among the stored reports.
+fn latest_stored_week(data: &overreach_model::DataDir) -> Option<String> {
+    std::fs::read_dir(data.weekly_reports())
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let week = name.strip_suffix(".json")?;
+            overreach_model::report::IsoWeek::parse(week).ok()
+        })
+        .max()
+        .map(|w| w.to_string())
 }
 
 /// The validated filter of `/v1/findings`. Empty parameter values mean "no

@@ -98,6 +98,10 @@ pub const STATUS_PARTLY_IN_GRACE: &str = "partly-in-grace";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdentityRightsizing {
     pub subject: String,
+    /// The inventory it was judged against: `rbac`, `istio`, `opa` or
+    /// `grants`.
+    #[serde(default)]
+    pub engine: String,
     /// [`STATUS_JUDGED`], [`STATUS_HISTORY_SHORT`] or
     /// [`STATUS_PARTLY_IN_GRACE`].
     pub status: String,
@@ -120,6 +124,9 @@ pub struct IdentityRightsizing {
     pub allowed_calls: i64,
     /// Days of stored history inside the observation window.
     pub history_days: f64,
+    /// Why it was not judged, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One suggestion with its place in the review queue.

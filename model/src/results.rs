@@ -53,7 +53,7 @@ pub fn baseline_schema() -> SchemaRef {
 
 /// Every kind of finding analytics produces, one per detector (analytics
 /// documents each rule; its tests keep this list in step).
-pub const FINDING_KINDS: [&str; 10] = [
+pub const FINDING_KINDS: [&str; 11] = [
     "new-identity",
     "new-reach",
     "peer-rare",
@@ -64,6 +64,7 @@ pub const FINDING_KINDS: [&str; 10] = [
     "deny-spike",
     "off-hours",
     "weak-credential",
+    "used-after-suggestion",
 ];
 
 /// Something a SOC analyst should look at, with the evidence behind it.
@@ -121,7 +122,8 @@ pub fn finding_schema() -> SchemaRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suggestion {
     pub id: String,
-    /// `remove-unused`, `narrow-wildcard` or `minimal-policy`.
+    /// `remove-unused`, `remove-binding`, `narrow-wildcard` or
+    /// `minimal-policy`.
     pub kind: String,
     pub subject: String,
     /// The grant the suggestion is about (`action resource`), if any.
@@ -147,6 +149,10 @@ pub struct Suggestion {
     /// same language, to `policy` (or to the policy without the grant).
     #[serde(default)]
     pub diff: Option<String>,
+    /// Ids of observed calls the kept access is needed for (at most 5):
+    /// evidence a reviewer can look up in the events.
+    #[serde(default)]
+    pub sample_event_ids: Vec<String>,
 }
 
 pub fn suggestion_schema() -> SchemaRef {
@@ -165,6 +171,7 @@ pub fn suggestion_schema() -> SchemaRef {
         utf8("explanation", false),
         utf8("policy", true),
         utf8("diff", true),
+        list("sample_event_ids"),
     ]))
 }
 

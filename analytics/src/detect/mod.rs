@@ -17,6 +17,7 @@
 //! | `deny-spike` | the same for denied calls |
 //! | `off-hours` | calls in hours of the week where the baseline has none, beyond what chance allows |
 //! | `weak-credential` | calls with a long-lived credential (a static kind, no expiry, or valid for longer than `max_credential_lifetime`) or an expired one |
+//! | `used-after-suggestion` | a permission the previous run's open `remove-unused` or `remove-binding` suggestion proposed to remove, used after that suggestion's window ended (see [`follow_up`]) |
 //!
 //! A key-level finding is judged against the identity's known networks and
 //! replicas: use from a network the baseline never saw raises its score;
@@ -24,6 +25,7 @@
 //! Findings scoring below `min_score` are counted, not reported.
 
 mod credentials;
+mod follow_up;
 mod novelty;
 pub mod rates;
 mod score;
@@ -33,6 +35,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use overreach_model::results::{BaselineEntry, Finding};
 
+pub(crate) use follow_up::used_after_suggestion;
 pub use score::{score, severity, FindingKind, ScoreInputs};
 
 use crate::generalize::Generalizer;

@@ -13,10 +13,11 @@ pub enum FindingKind {
     DenySpike,
     OffHours,
     WeakCredential,
+    UsedAfterSuggestion,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 10] = [
+    pub const ALL: [FindingKind; 11] = [
         FindingKind::NewIdentity,
         FindingKind::NewReach,
         FindingKind::PeerRare,
@@ -27,6 +28,7 @@ impl FindingKind {
         FindingKind::DenySpike,
         FindingKind::OffHours,
         FindingKind::WeakCredential,
+        FindingKind::UsedAfterSuggestion,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +43,7 @@ impl FindingKind {
             FindingKind::DenySpike => "deny-spike",
             FindingKind::OffHours => "off-hours",
             FindingKind::WeakCredential => "weak-credential",
+            FindingKind::UsedAfterSuggestion => "used-after-suggestion",
         }
     }
 
@@ -59,6 +62,7 @@ impl FindingKind {
     /// | deny-spike | NHI2 Secret Leakage | PR.AC-4, DE.CM-7 | tenet 7 |
     /// | off-hours | NHI10 Human Use of NHI | PR.AC-4, DE.CM-7 | tenet 4 |
     /// | weak-credential | NHI7 Long-Lived Secrets | PR.AC-1, PR.AC-4 | tenet 6 |
+    /// | used-after-suggestion | NHI5 Overprivileged NHI | PR.AC-4, DE.CM-7 | tenet 3 |
     pub fn controls(self) -> &'static [&'static str] {
         const PR_AC_1: &str = "NIST CSF PR.AC-1 identities and credentials managed";
         const PR_AC_4: &str = "NIST CSF PR.AC-4 least privilege";
@@ -112,6 +116,12 @@ impl FindingKind {
                 PR_AC_4,
                 "NIST SP 800-207 tenet 6 dynamic, strictly enforced authentication",
             ],
+            FindingKind::UsedAfterSuggestion => &[
+                "OWASP NHI5:2025 Overprivileged NHI",
+                PR_AC_4,
+                DE_CM_7,
+                "NIST SP 800-207 tenet 3 per-session least-privilege access",
+            ],
         }
     }
 
@@ -124,6 +134,9 @@ impl FindingKind {
             FindingKind::DenySpike | FindingKind::WeakCredential => 45,
             FindingKind::TrustDomainCrossing => 50,
             FindingKind::EnvironmentCrossing => 60,
+            // Dormant access, judged removable, in use: a rare job the
+            // suggestion missed, or someone else holding the identity.
+            FindingKind::UsedAfterSuggestion => 55,
         }
     }
 }
@@ -153,7 +166,8 @@ pub struct ScoreInputs {
 /// ```text
 ///   base         new-reach 25; new-identity, peer-rare, volume-spike 35;
 ///                new-target, off-hours 40; deny-spike, weak-credential 45;
-///                trust-domain-crossing 50; environment-crossing 60
+///                trust-domain-crossing 50; used-after-suggestion 55;
+///                environment-crossing 60
 /// + allowed      +10 when any call was allowed; -15 when all were denied
 ///                (reach that worked matters more than reach that was
 ///                refused), except for deny-spike, which is about denies

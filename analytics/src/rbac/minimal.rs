@@ -393,7 +393,12 @@ fn write_rule(out: &mut String, r: &GeneratedRule) {
             r.needed_by.len() - COMMENT_CALLS
         );
     }
-    let rule = &r.rule;
+    write_policy_rule(out, &r.rule);
+}
+
+/// One rule as a `rules:` list item, fields in the order Kubernetes
+/// prints them.
+fn write_policy_rule(out: &mut String, rule: &PolicyRule) {
     let mut first = true;
     let mut field = |out: &mut String, key: &str, values: &[String]| {
         if values.is_empty() {
@@ -409,6 +414,76 @@ fn write_rule(out: &mut String, r: &GeneratedRule) {
     field(out, "resourceNames", &rule.resource_names);
     field(out, "nonResourceURLs", &rule.non_resource_urls);
     field(out, "verbs", &rule.verbs);
+}
+
+/// What a service account holds, rendered the way [`MinimalPolicy::to_yaml`]
+/// renders a reduced policy, so that the two diff line by line: per role
+/// (as resolved, aggregation applied) its kept rules, then per binding the
+/// binding of this account to it. Roles left without rules, and their
+/// bindings, are omitted.
+pub fn granted_yaml(account: &ServiceAccount, grants: &[&Grant]) -> String {
+    // (role kind, role name, role namespace) -> rules, in first-seen order.
+    let mut roles: Vec<((RoleKind, &str, Option<&str>), Vec<&PolicyRule>)> = Vec::new();
+    let mut bindings: Vec<&GrantSource> = Vec::new();
+    for g in grants {
+        let s = &g.source;
+        let role_ns = match s.role_kind {
+            RoleKind::Role => s.binding_namespace.as_deref(),
+            RoleKind::ClusterRole => None,
+        };
+        let key = (s.role_kind, s.role.as_str(), role_ns);
+        match roles.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, rules)) => {
+                if !rules.contains(&&g.rule) {
+                    rules.push(&g.rule);
+                }
+            }
+            None => roles.push((key, vec![&g.rule])),
+        }
+        if !bindings.iter().any(|b| {
+            (b.binding_kind, &b.binding, &b.binding_namespace)
+                == (s.binding_kind, &s.binding, &s.binding_namespace)
+        }) {
+            bindings.push(s);
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Granted RBAC of ServiceAccount {}, as Overreach resolved it.",
+        comment(&account.to_string())
+    );
+    for ((kind, name, namespace), rules) in &roles {
+        out.push_str("---\n");
+        let _ = writeln!(out, "apiVersion: {RBAC_API_VERSION}");
+        let _ = writeln!(out, "kind: {}", kind.as_str());
+        out.push_str("metadata:\n");
+        let _ = writeln!(out, "  name: {}", quote(name));
+        if let Some(ns) = namespace {
+            let _ = writeln!(out, "  namespace: {}", quote(ns));
+        }
+        out.push_str("rules:\n");
+        for rule in rules {
+            write_policy_rule(&mut out, rule);
+        }
+    }
+    for b in bindings {
+        out.push_str("---\n");
+        let _ = writeln!(out, "apiVersion: {RBAC_API_VERSION}");
+        let _ = writeln!(out, "kind: {}", b.binding_kind.as_str());
+        out.push_str("metadata:\n");
+        let _ = writeln!(out, "  name: {}", quote(&b.binding));
+        if let Some(ns) = &b.binding_namespace {
+            let _ = writeln!(out, "  namespace: {}", quote(ns));
+        }
+        out.push_str("roleRef:\n");
+        let _ = writeln!(out, "  apiGroup: {RBAC_GROUP}");
+        let _ = writeln!(out, "  kind: {}", b.role_kind.as_str());
+        let _ = writeln!(out, "  name: {}", quote(&b.role));
+        out.push_str("subjects:\n");
+        write_sa(&mut out, account);
+    }
+    out
 }
 
 /// A YAML double-quoted scalar (JSON's string syntax is a subset of it).

@@ -137,6 +137,7 @@ pub fn suggestion(id: &str, kind: &str, subject: &str, risk: &str, confidence: f
         explanation: format!("{kind} for {subject}"),
         policy: None,
         diff: None,
+        sample_event_ids: Vec::new(),
     }
 }
 
