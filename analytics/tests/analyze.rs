@@ -365,11 +365,18 @@ async fn minimal_policy_covers_exactly_what_was_used() {
     assert_eq!(api.window_start, now() - Duration::days(90));
     assert_eq!(api.window_end, now());
     assert_eq!(api.risk, "high", "it creates secrets");
-    // Seen for 5 of 90 days.
+    // Seen for 5 of 90 days, and the test history is sparse: days with
+    // no event at all are gaps in the evidence, which cost up to half.
+    let history_only = 0.30 + 0.65 * 5.0 / 90.0;
     assert!(
-        (api.confidence - (0.30 + 0.65 * 5.0 / 90.0)).abs() < 1e-9,
+        api.confidence < history_only && api.confidence >= history_only / 2.0,
         "{}",
         api.confidence
+    );
+    assert!(
+        api.explanation.contains("the store holds no event at all for"),
+        "{}",
+        api.explanation
     );
     let importer = found.iter().find(|s| s.subject == IMPORTER).unwrap();
     assert_eq!(
@@ -438,7 +445,8 @@ async fn grants_give_remove_and_narrow_suggestions() {
     let path = dir.path().join("grants.yaml");
     std::fs::write(&path, GRANTS).unwrap();
     let mut settings = AnalyzeSettings::new(data.clone());
-    settings.grants = Some(path.clone());
+    settings.grants = vec![path.clone()];
+    settings.observe = Duration::days(5);
     let info = run(&settings).await.unwrap();
     assert_eq!(
         info.grants_file.as_deref(),
@@ -477,7 +485,11 @@ async fn grants_give_remove_and_narrow_suggestions() {
         "{}",
         ghost.explanation
     );
-    assert_eq!(ghost.confidence, 0.30);
+    assert!(
+        ghost.confidence < 0.30 && ghost.confidence >= 0.15,
+        "no history of its own, and a sparse estate: {}",
+        ghost.confidence
+    );
     assert_eq!(ghost.used_count, 0);
 
     let narrow = &found[1];
@@ -546,7 +558,8 @@ async fn bad_grants_fail_before_reading_events() {
     )
     .unwrap();
     let mut settings = AnalyzeSettings::new(data.clone());
-    settings.grants = Some(path);
+    settings.grants = vec![path];
+    settings.observe = Duration::days(5);
     let err = run(&settings).await.unwrap_err();
     assert!(
         matches!(
@@ -664,7 +677,8 @@ async fn rbac_grants_give_unused_rules_and_a_reduced_role() {
     let path = dir.path().join("rbac.yaml");
     std::fs::write(&path, RBAC).unwrap();
     let mut settings = AnalyzeSettings::new(data.clone());
-    settings.grants = Some(path.clone());
+    settings.grants = vec![path.clone()];
+    settings.observe = Duration::days(5);
     run(&settings).await.unwrap();
 
     let found = suggestions(&data);
@@ -676,11 +690,30 @@ async fn rbac_grants_give_unused_rules_and_a_reduced_role() {
     unused.sort_unstable();
     assert_eq!(
         unused,
-        [
-            "* apps/deployments in namespace shop",
-            "get, list core/nodes cluster-wide"
-        ],
+        ["* apps/deployments in namespace shop"],
         "{found:#?}"
+    );
+    // Nothing the node-reader binding grants was used: the binding goes.
+    let binding: Vec<&Suggestion> = found
+        .iter()
+        .filter(|s| s.kind == "remove-binding")
+        .collect();
+    assert_eq!(binding.len(), 1, "{found:#?}");
+    assert_eq!(
+        binding[0].grant.as_deref(),
+        Some("ClusterRoleBinding api-nodes -> ClusterRole node-reader")
+    );
+    assert!(
+        binding[0]
+            .explanation
+            .contains("`get, list core/nodes cluster-wide`"),
+        "{}",
+        binding[0].explanation
+    );
+    let diff = binding[0].diff.as_deref().unwrap();
+    assert!(
+        diff.contains("-kind: ClusterRoleBinding") && diff.contains("-  name: \"api-nodes\""),
+        "{diff}"
     );
     let deployments = found
         .iter()
@@ -715,6 +748,13 @@ async fn rbac_grants_give_unused_rules_and_a_reduced_role() {
         !yaml.contains("deployments") && !yaml.contains("nodes") && !yaml.contains("delete"),
         "{yaml}"
     );
+    // The diff from the granted roles to the reduced policy, applied to
+    // the granted side, gives the reduced policy.
+    let diff = minimal.diff.as_deref().unwrap();
+    assert!(diff.starts_with("--- granted\n+++ suggested\n"), "{diff}");
+    assert!(diff.contains("-  - apiGroups: [\"apps\"]"), "{diff}");
+    assert!(!minimal.sample_event_ids.is_empty());
+    assert!(minimal.sample_event_ids.len() <= 5);
 
     // The reduced policy, read back as RBAC, allows every allowed call the
     // api made and stays within what it was granted.
@@ -763,7 +803,8 @@ async fn opa_data_grants_give_unused_grants_and_a_reduced_document() {
     let path = dir.path().join("data.json");
     std::fs::write(&path, OPA_DATA).unwrap();
     let mut settings = AnalyzeSettings::new(data.clone());
-    settings.grants = Some(path.clone());
+    settings.grants = vec![path.clone()];
+    settings.observe = Duration::days(5);
     run(&settings).await.unwrap();
 
     let found = suggestions(&data);
@@ -863,7 +904,8 @@ async fn istio_policies_give_unused_rules_and_a_reduced_policy() {
     let path = dir.path().join("istio.yaml");
     std::fs::write(&path, ISTIO).unwrap();
     let mut settings = AnalyzeSettings::new(data.clone());
-    settings.grants = Some(path);
+    settings.grants = vec![path];
+    settings.observe = Duration::hours(5);
     run(&settings).await.unwrap();
 
     let found = suggestions(&data);
