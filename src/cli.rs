@@ -715,9 +715,7 @@ async fn report(args: ReportArgs) -> Result<()> {
     args.rightsize.apply(&mut settings)?;
     let week = match &args.week {
         Some(week) => IsoWeek::parse(week).context("--week")?,
-        None => {
-            IsoWeek::containing(overreach_analytics::latest_event(&settings.data).await?)
-        }
+        None => IsoWeek::containing(overreach_analytics::latest_event(&settings.data).await?),
     };
     let report = overreach_analytics::write_weekly_report(&settings, week).await?;
     let text = render(&report, format);

@@ -55,7 +55,11 @@ fn binding_label(o: &Value) -> String {
         Some(ns) => format!("{ns}/"),
         None => String::new(),
     };
-    let role_ns = if r["kind"] == "Role" { ns(b) } else { String::new() };
+    let role_ns = if r["kind"] == "Role" {
+        ns(b)
+    } else {
+        String::new()
+    };
     format!(
         "{} {}{} -> {} {}{}",
         b["kind"].as_str().unwrap(),
@@ -175,7 +179,10 @@ async fn weekly_report_of_a_simulated_month() {
     for o in &overgrants {
         let subject = o["subject"].as_str().unwrap();
         let (rule, binding) = (rule_label(o), binding_label(o));
-        match (o["unused"].as_str().unwrap(), o["in_grace"].as_bool().unwrap()) {
+        match (
+            o["unused"].as_str().unwrap(),
+            o["in_grace"].as_bool().unwrap(),
+        ) {
             ("rule", false) => {
                 expected_unused += 1;
                 assert!(
@@ -185,7 +192,10 @@ async fn weekly_report_of_a_simulated_month() {
             }
             ("rule", true) => {
                 assert!(removal(subject, &rule).is_none(), "judged in grace: {rule}");
-                assert!(removal(subject, &binding).is_none(), "judged in grace: {binding}");
+                assert!(
+                    removal(subject, &binding).is_none(),
+                    "judged in grace: {binding}"
+                );
             }
             ("verbs", _) => {
                 // Used for some verbs: the reduced policy keeps those only.
@@ -237,10 +247,15 @@ async fn weekly_report_of_a_simulated_month() {
         .iter()
         .map(|s| s["priority"].as_i64().unwrap())
         .collect();
-    assert!(priorities.windows(2).all(|w| w[0] >= w[1]), "{priorities:?}");
+    assert!(
+        priorities.windows(2).all(|w| w[0] >= w[1]),
+        "{priorities:?}"
+    );
     for s in suggestions {
         assert!(
-            s["diff"].as_str().is_some_and(|d| d.starts_with("--- granted")),
+            s["diff"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("--- granted")),
             "{s}"
         );
     }
@@ -252,7 +267,11 @@ async fn weekly_report_of_a_simulated_month() {
             assert!((0..=100).contains(&c), "{i}");
             let judged = i["granted"].as_i64().unwrap() - i["in_grace"].as_i64().unwrap();
             let unused = i["unused"].as_i64().unwrap();
-            assert_eq!(c, (unused as f64 * 100.0 / judged as f64).round() as i64, "{i}");
+            assert_eq!(
+                c,
+                (unused as f64 * 100.0 / judged as f64).round() as i64,
+                "{i}"
+            );
         }
     }
 
@@ -260,7 +279,10 @@ async fn weekly_report_of_a_simulated_month() {
     let md = dir.path().join("report.md");
     report(&data, &sim, &week.to_string(), "md", &md);
     let md = std::fs::read_to_string(&md).unwrap();
-    assert!(md.starts_with(&format!("# Right-sizing report {week}")), "{md}");
+    assert!(
+        md.starts_with(&format!("# Right-sizing report {week}")),
+        "{md}"
+    );
     let csv = dir.path().join("report.csv");
     report(&data, &sim, &week.to_string(), "csv", &csv);
     let csv = std::fs::read_to_string(&csv).unwrap();
@@ -294,10 +316,7 @@ async fn weekly_report_of_a_simulated_month() {
     ))
     .await
     .unwrap();
-    assert_eq!(
-        page.headers()["content-type"],
-        "text/html; charset=utf-8"
-    );
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     assert!(page.text().await.unwrap().contains("<svg"));
     for (query, status) in [
         ("week=2026-W99", 400),
@@ -310,7 +329,10 @@ async fn weekly_report_of_a_simulated_month() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), status, "{query}");
         let body: Value = resp.json().await.unwrap();
-        assert!(body["error"]["message"].as_str().unwrap().len() > 10, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().len() > 10,
+            "{body}"
+        );
     }
 }
 

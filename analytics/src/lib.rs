@@ -452,7 +452,9 @@ async fn right_size(
             .map(|s| s.subject.as_str())
             .collect();
         let usage = store.usage(windows, Some(&names)).await?;
-        out.extend(rightsizing::with_istio(&observed, imported, &names, &usage)?);
+        out.extend(rightsizing::with_istio(
+            &observed, imported, &names, &usage,
+        )?);
     }
     if let Some(data) = &inventory.opa {
         let subjects: Vec<String> = data.user_roles.keys().map(|id| id.to_string()).collect();

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{Duration, Utc};
 use overreach_model::duration::format_duration;
 use overreach_model::report::{
-    ClosedSuggestion, IdentityRightsizing, IsoWeek, RankedSuggestion, WeeklyChanges,
-    WeeklyReport, WeeklyTotals, STATUS_HISTORY_SHORT,
+    ClosedSuggestion, IdentityRightsizing, IsoWeek, RankedSuggestion, WeeklyChanges, WeeklyReport,
+    WeeklyTotals, STATUS_HISTORY_SHORT,
 };
 use overreach_model::results::Suggestion;
 use overreach_model::table::write_text_atomic;
@@ -174,8 +174,11 @@ fn compare(
     previous: &Previous<'_>,
 ) -> WeeklyReport {
     let key = |i: &IdentityRightsizing| (i.subject.clone(), i.engine.clone());
-    let before: HashMap<(String, String), &IdentityRightsizing> =
-        previous.identities().into_iter().map(|i| (key(i), i)).collect();
+    let before: HashMap<(String, String), &IdentityRightsizing> = previous
+        .identities()
+        .into_iter()
+        .map(|i| (key(i), i))
+        .collect();
     let mut identities: Vec<IdentityRightsizing> = this
         .identities
         .iter()

@@ -374,7 +374,8 @@ async fn minimal_policy_covers_exactly_what_was_used() {
         api.confidence
     );
     assert!(
-        api.explanation.contains("the store holds no event at all for"),
+        api.explanation
+            .contains("the store holds no event at all for"),
         "{}",
         api.explanation
     );

@@ -779,6 +779,18 @@ fn suggestion_row(out: &mut String, ranked: &RankedSuggestion) {
         rank = ranked.rank,
         priority = ranked.priority,
     );
+    if !s.sample_event_ids.is_empty() {
+        let ids: Vec<String> = s
+            .sample_event_ids
+            .iter()
+            .map(|id| format!("<code>{}</code>", escape(id)))
+            .collect();
+        let _ = write!(
+            out,
+            "<br><span class=\"note\">sample events</span> {}",
+            ids.join(", ")
+        );
+    }
     if s.policy.is_some() || s.diff.is_some() {
         out.push_str("<details><summary>policy and diff</summary>");
         if let Some(policy) = &s.policy {
@@ -1402,6 +1414,7 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "identity_used",
     "identity_creep_score",
     "explanation",
+    "sample_event_ids",
 ];
 
 /// Every ranked suggestion as RFC 4180 CSV: a header row ([`CSV_COLUMNS`]),
@@ -1410,7 +1423,8 @@ pub const CSV_COLUMNS: [&str; 18] = [
 /// Records end with LF, not RFC 4180's CRLF: every CSV reader in use
 /// accepts both, and LF keeps the file diffable. A field containing `,`,
 /// `"`, CR or LF is quoted with its quotes doubled; a quoted field may span
-/// lines (explanations can). `replacement` joins the grants with `"; "`;
+/// lines (explanations can). `replacement` and `sample_event_ids` join
+/// their values with `"; "`;
 /// times are RFC 3339 in UTC, empty when absent; `new` is `true`/`false`;
 /// the `identity_*` columns come from the report's entry for the subject
 /// and are empty when it has none. Values are written as they are, so a
@@ -1448,6 +1462,7 @@ pub fn render_csv(report: &WeeklyReport) -> String {
             from_identity(|i| i.used.to_string()),
             from_identity(|i| i.creep_score.map(|c| c.to_string()).unwrap_or_default()),
             s.explanation.clone(),
+            s.sample_event_ids.join("; "),
         ];
         csv_record(&mut out, &fields);
     }

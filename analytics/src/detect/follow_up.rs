@@ -71,7 +71,10 @@ fn finding(s: &Suggestion, u: &UsedGrant) -> Finding {
         evidence,
         Default::default(),
     );
-    debug_assert_eq!(draft.finding.id, finding_id(kind, &s.subject, &[Some(&s.id)]));
+    debug_assert_eq!(
+        draft.finding.id,
+        finding_id(kind, &s.subject, &[Some(&s.id)])
+    );
     draft.finding.sample_event_ids = u.sample_event_ids.clone();
     draft.finding
 }

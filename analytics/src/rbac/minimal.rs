@@ -423,7 +423,8 @@ fn write_policy_rule(out: &mut String, rule: &PolicyRule) {
 /// bindings, are omitted.
 pub fn granted_yaml(account: &ServiceAccount, grants: &[&Grant]) -> String {
     // (role kind, role name, role namespace) -> rules, in first-seen order.
-    let mut roles: Vec<((RoleKind, &str, Option<&str>), Vec<&PolicyRule>)> = Vec::new();
+    type RoleKey<'a> = (RoleKind, &'a str, Option<&'a str>);
+    let mut roles: Vec<(RoleKey<'_>, Vec<&PolicyRule>)> = Vec::new();
     let mut bindings: Vec<&GrantSource> = Vec::new();
     for g in grants {
         let s = &g.source;

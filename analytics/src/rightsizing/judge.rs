@@ -104,14 +104,19 @@ impl Identity<'_, '_> {
         let keep: Vec<bool> = (0..self.permissions.len())
             .map(|i| !removed.contains(&i))
             .collect();
-        diff::unified(&self.granted_text(), &(self.render)(&keep), "granted", "suggested")
+        diff::unified(
+            &self.granted_text(),
+            &(self.render)(&keep),
+            "granted",
+            "suggested",
+        )
     }
 }
 
 /// The ids of up to [`SAMPLE_EVENTS`] of `uses`, latest first.
 pub(crate) fn samples<'u>(uses: impl IntoIterator<Item = &'u Usage>) -> Vec<String> {
     let mut uses: Vec<&Usage> = uses.into_iter().collect();
-    uses.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    uses.sort_by_key(|u| std::cmp::Reverse(u.last_seen));
     let mut ids: Vec<String> = Vec::new();
     for u in uses {
         if ids.len() == SAMPLE_EVENTS {
@@ -127,7 +132,11 @@ pub(crate) fn samples<'u>(uses: impl IntoIterator<Item = &'u Usage>) -> Vec<Stri
 /// Judges one identity: pushes its accounting row, its used permissions
 /// and its removal suggestions to `out`. Returns whether it was judged
 /// (its history covers the window), so the engine adds the reduced policy.
-pub(crate) fn judge(observed: &Observed<'_>, identity: &Identity<'_, '_>, out: &mut Outcome) -> bool {
+pub(crate) fn judge(
+    observed: &Observed<'_>,
+    identity: &Identity<'_, '_>,
+    out: &mut Outcome,
+) -> bool {
     let subject = identity.subject;
     let perms = &identity.permissions;
     let covered = observed.covers(subject);
@@ -290,7 +299,11 @@ pub(crate) fn grace_note(observed: &Observed<'_>, identity: &Identity<'_, '_>) -
     }
     format!(
         " {} younger than the {} grace period ({}) not judged yet: keep {} until then.",
-        explain::count(i64::try_from(young.len()).unwrap_or(i64::MAX), "grant is", "grants are"),
+        explain::count(
+            i64::try_from(young.len()).unwrap_or(i64::MAX),
+            "grant is",
+            "grants are"
+        ),
         overreach_model::duration::format_duration(observed.grace),
         young
             .iter()

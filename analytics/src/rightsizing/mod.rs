@@ -568,9 +568,7 @@ pub(crate) fn with_opa(
         let generalized: Vec<opa_data::Request> = used.iter().map(|u| request(u, true)).collect();
         let minimal = opa_data::minimal_data(identity_id, &generalized);
         let reduced = minimal.grants();
-        let covers_all = concrete
-            .iter()
-            .all(|(r, _)| opa_data::allows(&reduced, r));
+        let covers_all = concrete.iter().all(|(r, _)| opa_data::allows(&reduced, r));
         let within = opa_data::is_within(&reduced, &grants);
         let mut s = observed.suggestion(MINIMAL_POLICY, &subject, None);
         s.id = stable_id(&[Some(MINIMAL_POLICY), Some(&subject), Some("opa")]);
@@ -618,7 +616,10 @@ pub(crate) fn with_opa(
 /// the shape a reviewer compares with the reduced policy. Istio rules bind
 /// many principals, so this is the rules as they apply to this one, not
 /// the manifests.
-fn istio_granted_yaml(principal: &overreach_model::SpiffeId, grants: &[&istio::IstioGrant]) -> String {
+fn istio_granted_yaml(
+    principal: &overreach_model::SpiffeId,
+    grants: &[&istio::IstioGrant],
+) -> String {
     let list = |v: &istio::Values| {
         let values: Vec<String> = v.values.iter().map(|m| quote(&m.to_string())).collect();
         let mut text = format!("[{}]", values.join(", "));
@@ -910,7 +911,9 @@ mod tests {
                 2,
             ),
         ];
-        let suggestions = with_grants(&observed, &grants, &usage, 5).unwrap().suggestions;
+        let suggestions = with_grants(&observed, &grants, &usage, 5)
+            .unwrap()
+            .suggestions;
         assert_eq!(suggestions.len(), 2, "{suggestions:#?}");
         let by_grant = |g: &str| {
             suggestions
@@ -984,7 +987,10 @@ mod tests {
         .unwrap();
         // "list y" was granted 5 days before now.
         assert!(observed.in_grace(Some(at(95))));
-        let usage = vec![used("new", "get", "x", "x", 4), used("old", "get", "x", "x", 4)];
+        let usage = vec![
+            used("new", "get", "x", "x", 4),
+            used("old", "get", "x", "x", 4),
+        ];
         let out = with_grants(&observed, &grants, &usage, 5).unwrap();
         let summary: Vec<(&str, &str, Option<&str>)> = out
             .suggestions
@@ -1002,17 +1008,36 @@ mod tests {
         let ghost = &out.suggestions[0];
         assert_eq!(ghost.confidence, MIN_CONFIDENCE);
         assert_eq!(ghost.risk, "low");
-        assert!(ghost.explanation.contains("made no calls"), "{}", ghost.explanation);
+        assert!(
+            ghost.explanation.contains("made no calls"),
+            "{}",
+            ghost.explanation
+        );
         let delete = &out.suggestions[1];
         assert_eq!((delete.risk.as_str(), delete.used_count), ("high", 0));
-        assert!(delete.explanation.contains("4 allowed calls"), "{}", delete.explanation);
+        assert!(
+            delete.explanation.contains("4 allowed calls"),
+            "{}",
+            delete.explanation
+        );
         assert_eq!(delete.confidence, MAX_CONFIDENCE);
         let diff = delete.diff.as_deref().unwrap();
-        assert!(diff.contains("-    - action: delete") || diff.contains("-  - action: delete"), "{diff}");
+        assert!(
+            diff.contains("-    - action: delete") || diff.contains("-  - action: delete"),
+            "{diff}"
+        );
         let status: Vec<(&str, &str, i64, i64, Option<i64>)> = out
             .identities
             .iter()
-            .map(|i| (i.subject.as_str(), i.status.as_str(), i.granted, i.in_grace, i.creep_score))
+            .map(|i| {
+                (
+                    i.subject.as_str(),
+                    i.status.as_str(),
+                    i.granted,
+                    i.in_grace,
+                    i.creep_score,
+                )
+            })
             .collect();
         assert_eq!(
             status,
