@@ -1395,7 +1395,7 @@ fn trend_text(trend: Option<Trend>) -> Option<String> {
 // ----------------------------------------------------------------- CSV
 
 /// The CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 18] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "rank",
     "priority",
     "new",
