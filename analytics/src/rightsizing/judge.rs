@@ -235,17 +235,16 @@ pub(crate) fn judge(
         s.risk = worst_risk(members.iter().map(|&i| perms[i].risk)).to_owned();
         s.replacement = Vec::new();
         s.explanation = format!(
-            "{who} holds {binding}, which grants it {n}: {list}. {none} Remove {who_short} from \
-             the binding (or the binding, if it binds no one else).{note}",
+            "{who} holds {binding}, which grants it {n}: {list}. {none} Remove it from the \
+             binding's subjects (or delete the binding, if it binds no one else).{note}",
             who = identity.who,
             n = explain::count(as_i64(members.len()), "permission", "permissions"),
             list = labels.join(", "),
             none = if never_seen {
                 format!("It made no calls at all in the {window}, so none of them was used.")
             } else {
-                format!("None of its {calls} in the {window} needed any of them.")
+                format!("It made {calls} in the {window}, and none needed any of them.")
             },
-            who_short = subject,
         );
         s.diff = Some(identity.diff_without(members));
         out.suggestions.push(s);
@@ -272,8 +271,8 @@ pub(crate) fn judge(
             )
         } else {
             format!(
-                "{who} is granted `{label}` by {origin}, and none of its {calls} in the {window} \
-                 needed it: removing it would not have refused any of them.{note}",
+                "{who} is granted `{label}` by {origin}. It made {calls} in the {window}, and \
+                 none needed it: removing it would not have refused any of them.{note}",
                 who = identity.who,
                 label = p.label,
                 origin = p.origin,

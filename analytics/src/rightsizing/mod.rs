@@ -1048,4 +1048,131 @@ mod tests {
             ]
         );
     }
+
+    /// For random grants files and random use: a removed grant covered no
+    /// call of its subject; a narrowed wildcard's replacement is within
+    /// the wildcard and still allows every call the wildcard allowed; the
+    /// subject's whole grants after the suggested change still allow every
+    /// call they allowed before.
+    #[test]
+    fn grants_suggestions_only_take_away_unused_access() {
+        use crate::test_rng::Rng;
+        let actions = ["get", "list", "create", "delete", "*", "g*"];
+        let resources = [
+            "namespaces/a/core/pods",
+            "namespaces/a/core/pods:web-*",
+            "namespaces/a/core/*",
+            "namespaces/*/core/secrets",
+            "namespaces/b/apps/deployments:api",
+            "*",
+        ];
+        let concrete = [
+            ("namespaces/a/core/pods", "namespaces/a/core/pods:web-0"),
+            ("namespaces/a/core/pods", "namespaces/a/core/pods:db-1"),
+            ("namespaces/a/core/secrets", "namespaces/a/core/secrets:tls"),
+            ("namespaces/b/core/secrets", "namespaces/b/core/secrets:x"),
+            (
+                "namespaces/b/apps/deployments",
+                "namespaces/b/apps/deployments:api",
+            ),
+        ];
+        let w = windows();
+        let observed = Observed::new(&w, HashMap::from([("s", at(0))]));
+        let mut rng = Rng(0x5eed_0f_6a17);
+        let (mut removed, mut narrowed_count) = (0, 0);
+        for case in 0..300 {
+            let n = 1 + rng.below(4);
+            let mut yaml = String::from("grants:\n  - subject: s\n    allow:\n");
+            for _ in 0..n {
+                yaml.push_str(&format!(
+                    "      - action: '{}'\n        resource: '{}'\n",
+                    rng.pick(&actions),
+                    rng.pick(&resources)
+                ));
+            }
+            let grants = parse(&yaml, Format::Yaml, Path::new("g.yaml")).unwrap();
+            let usage: Vec<Usage> = (0..rng.below(6))
+                .map(|_| {
+                    let (pattern, resource) = *rng.pick(&concrete);
+                    used(
+                        "s",
+                        *rng.pick(&["get", "list", "create", "delete"]),
+                        pattern,
+                        resource,
+                        1,
+                    )
+                })
+                .filter(|u| {
+                    grants.covers(
+                        "s",
+                        &u.action,
+                        u.resource.as_deref().unwrap(),
+                        &u.resource_pattern,
+                    )
+                })
+                .collect();
+            let out = with_grants(&observed, &grants, &usage, 3).unwrap();
+            // Apply every suggestion to the subject's grants.
+            let mut kept: Vec<GrantRule> = grants.iter().map(|g| g.rule.clone()).collect();
+            for s in &out.suggestions {
+                let label = s.grant.as_deref().unwrap();
+                let original = grants.iter().find(|g| g.label() == label).unwrap();
+                match s.kind.as_str() {
+                    REMOVE_UNUSED => {
+                        for u in &usage {
+                            assert!(
+                                covers(original, u).is_none(),
+                                "case {case}: removed {label} covers {u:?}"
+                            );
+                        }
+                        kept.retain(|r| r != &original.rule);
+                        removed += 1;
+                    }
+                    NARROW_WILDCARD => {
+                        narrowed_count += 1;
+                        let narrowed =
+                            parse(s.policy.as_deref().unwrap(), Format::Yaml, Path::new("p"))
+                                .unwrap();
+                        for g in narrowed.iter() {
+                            assert!(
+                                original
+                                    .covers(&g.rule.action, &g.rule.resource, &g.rule.resource)
+                                    .is_some(),
+                                "case {case}: {} broadens {label}",
+                                g.label()
+                            );
+                        }
+                        kept.retain(|r| r != &original.rule);
+                        kept.extend(narrowed.iter().map(|g| g.rule.clone()));
+                    }
+                    other => panic!("case {case}: unexpected {other}"),
+                }
+            }
+            let after = grants::Grants::from_file(
+                GrantsFile {
+                    grants: vec![SubjectGrants {
+                        subject: "s".into(),
+                        allow: kept,
+                    }],
+                },
+                Path::new("after"),
+            )
+            .unwrap();
+            for u in &usage {
+                assert!(
+                    after.covers(
+                        "s",
+                        &u.action,
+                        u.resource.as_deref().unwrap(),
+                        &u.resource_pattern
+                    ),
+                    "case {case}: {u:?} refused after the suggestions\n{yaml}"
+                );
+            }
+        }
+        assert!(
+            removed > 20 && narrowed_count > 20,
+            "{removed} removed, {narrowed_count} narrowed"
+        );
+    }
 }
