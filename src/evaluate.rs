@@ -222,6 +222,7 @@ pub async fn analyze_days(
             - Duration::microseconds(1);
         settings.now = Some(end);
         settings.detect = Duration::days(1);
+        settings.follow_up = false;
         let results = overreach_analytics::analyze(&settings)
             .await
             .with_context(|| format!("analysing {day}"))?;

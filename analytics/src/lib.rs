@@ -93,6 +93,10 @@ pub struct AnalyzeSettings {
     /// Detector settings: first-ever window, history needed, thresholds,
     /// resource generalization.
     pub detect_settings: DetectSettings,
+    /// Compare with the previous run's suggestions (`suggestions.parquet`)
+    /// for `used-after-suggestion` findings (true). An evaluation over many
+    /// "now"s turns it off: the stored suggestions are not its previous run.
+    pub follow_up: bool,
 }
 
 impl AnalyzeSettings {
@@ -108,6 +112,7 @@ impl AnalyzeSettings {
             trust_domain: "cluster.local".to_owned(),
             narrow_max_values: 5,
             detect_settings: DetectSettings::default(),
+            follow_up: true,
         }
     }
 }
@@ -242,7 +247,11 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
         "derived right-sizing suggestions"
     );
     let mut findings = findings;
-    let previous = previous_suggestions(data);
+    let previous = if settings.follow_up {
+        previous_suggestions(data)
+    } else {
+        Vec::new()
+    };
     let follow_ups = detect::used_after_suggestion(&previous, &outcome.used);
     if !follow_ups.is_empty() {
         info!(
