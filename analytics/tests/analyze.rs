@@ -824,6 +824,13 @@ async fn opa_data_grants_give_unused_grants_and_a_reduced_document() {
         "{}",
         minimal.explanation
     );
+    assert!(
+        minimal
+            .explanation
+            .contains("`CREATE namespaces/shop/core/secrets:db-creds` for 2 calls"),
+        "each kept grant with the calls that need it: {}",
+        minimal.explanation
+    );
     let reduced = opa_data::parse(
         minimal.policy.as_deref().unwrap(),
         Path::new("reduced.json"),

@@ -565,7 +565,13 @@ pub(crate) fn with_opa(
         if !judge(observed, &identity, &mut out) || used.is_empty() {
             continue;
         }
-        let generalized: Vec<opa_data::Request> = used.iter().map(|u| request(u, true)).collect();
+        // One request per call, so each kept grant counts the calls it is for.
+        let generalized: Vec<opa_data::Request> = used
+            .iter()
+            .flat_map(|u| {
+                std::iter::repeat_n(request(u, true), usize::try_from(u.count).unwrap_or(0))
+            })
+            .collect();
         let minimal = opa_data::minimal_data(identity_id, &generalized);
         let reduced = minimal.grants();
         let covers_all = concrete.iter().all(|(r, _)| opa_data::allows(&reduced, r));
@@ -582,7 +588,8 @@ pub(crate) fn with_opa(
         s.risk = worst_risk(grants.iter().map(|g| risk(&g.action, &g.resource))).to_owned();
         s.explanation = format!(
             "{subject} holds {granted} through {roles}; its {calls} allowed calls in the {window} \
-             need {kept}. The reduced data document below{covers}{within}.{grace}{note}",
+             need {kept}. The reduced data document below{covers}{within}. {needed}.{grace}{note}",
+            needed = opa_needed_by(&minimal),
             granted = explain::count(as_i64(grants.len()), "grant", "grants"),
             roles = explain::count(
                 as_i64(data.user_roles.get(identity_id).map_or(0, |r| r.len())),
@@ -610,6 +617,35 @@ pub(crate) fn with_opa(
         out.suggestions.push(s);
     }
     Ok(out)
+}
+
+/// Which calls each grant of a reduced OPA document is kept for: JSON has
+/// no comments to carry it, so the explanation does.
+fn opa_needed_by(minimal: &opa_data::MinimalData) -> String {
+    const SHOWN: usize = 3;
+    let kept: Vec<String> = minimal
+        .grants
+        .iter()
+        .map(|g| {
+            let calls: usize = g.needed_by.iter().map(|(_, n)| n).sum();
+            let mut resources: Vec<&str> = g
+                .needed_by
+                .iter()
+                .take(SHOWN)
+                .map(|(r, _)| r.as_str())
+                .collect();
+            if g.needed_by.len() > SHOWN {
+                resources.push("...");
+            }
+            format!(
+                "`{}` for {} ({})",
+                pair(&g.action, &g.resource),
+                explain::count(as_i64(calls), "call", "calls"),
+                resources.join(", ")
+            )
+        })
+        .collect();
+    format!("Kept: {}", kept.join("; "))
 }
 
 /// The Istio ALLOW rules naming one principal, one list item per rule, in
