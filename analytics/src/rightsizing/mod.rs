@@ -1102,6 +1102,7 @@ mod tests {
             "namespaces/b/apps/deployments:api",
             "*",
         ];
+        let verbs = ["get", "list", "create", "delete"];
         let concrete = [
             ("namespaces/a/core/pods", "namespaces/a/core/pods:web-0"),
             ("namespaces/a/core/pods", "namespaces/a/core/pods:db-1"),
@@ -1114,7 +1115,7 @@ mod tests {
         ];
         let w = windows();
         let observed = Observed::new(&w, HashMap::from([("s", at(0))]));
-        let mut rng = Rng(0x5eed_0f_6a17);
+        let mut rng = Rng(0x005e_ed0f_6a17);
         let (mut removed, mut narrowed_count) = (0, 0);
         for case in 0..300 {
             let n = 1 + rng.below(4);
@@ -1130,13 +1131,8 @@ mod tests {
             let usage: Vec<Usage> = (0..rng.below(6))
                 .map(|_| {
                     let (pattern, resource) = *rng.pick(&concrete);
-                    used(
-                        "s",
-                        *rng.pick(&["get", "list", "create", "delete"]),
-                        pattern,
-                        resource,
-                        1,
-                    )
+                    let verb = verbs[rng.below(verbs.len())];
+                    used("s", verb, pattern, resource, 1)
                 })
                 .filter(|u| {
                     grants.covers(
