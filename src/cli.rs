@@ -92,7 +92,8 @@ and next week's report finds the week before.")]
   overreach simulate --out ./sim --identities 40 --days 10 --incidents-per-kind 1
   overreach simulate --out ./sim-opa --format opa --seed 7 --rate-scale 0.5
   overreach simulate --out ./sim-k8s --format k8s-audit
-      then: overreach ingest --format k8s-audit --trust-domain prod.acme.example --file ./sim-k8s/decisions/*.jsonl")]
+      then: overreach ingest --format k8s-audit --trust-domain prod.acme.example --data ./sim-k8s-data --file ./sim-k8s/decisions/*.jsonl
+      and:  overreach report --data ./sim-k8s-data --grants ./sim-k8s/rbac.yaml --trust-domain prod.acme.example --observe 28d --out week.html")]
     Simulate(SimulateArgs),
     /// Measure the detectors on labelled data: precision, recall and findings per identity per day.
     #[command(after_help = "Examples:
@@ -284,19 +285,20 @@ pub struct WindowArgs {
 /// period.
 #[derive(Debug, Clone, Args)]
 pub struct RightsizeArgs {
-    /// Right-sizing observation window, ending at now.
+    /// Right-sizing observation window, ending at now (s, m, h, d, w).
     #[arg(long, env = "OVERREACH_OBSERVE", default_value = "90d")]
     pub observe: String,
-    /// Granted permissions to right-size, repeatable, each detected by
-    /// content: a grants file (YAML or JSON), Kubernetes RBAC manifests
-    /// (Roles, ClusterRoles and their bindings, multi-document YAML or
-    /// `kubectl get -o json`), Istio AuthorizationPolicies, or OPA
-    /// data-driven RBAC (`user_roles` and `role_grants`). Files of one kind
-    /// are merged.
+    /// Granted permissions to right-size; repeat the flag for several files
+    /// (`--grants rbac.yaml --grants istio.yaml`; in OVERREACH_GRANTS,
+    /// comma-separated). Each is detected by its shape: a grants file (YAML
+    /// or JSON), Kubernetes RBAC manifests (Roles, ClusterRoles and their
+    /// bindings, multi-document YAML or `kubectl get -o json`), Istio
+    /// AuthorizationPolicies, or OPA data-driven RBAC (`user_roles` and
+    /// `role_grants`). Files of one kind are merged.
     #[arg(long, env = "OVERREACH_GRANTS", value_delimiter = ',')]
     pub grants: Vec<PathBuf>,
     /// Grants younger than this (by `metadata.creationTimestamp`, or
-    /// `since` in a grants file) are not judged yet.
+    /// `since` in a grants file) are not judged yet (s, m, h, d, w).
     #[arg(long, env = "OVERREACH_GRACE", default_value = "14d")]
     pub grace: String,
     /// Trust domain of the SPIFFE IDs of service accounts named in RBAC
@@ -442,7 +444,9 @@ pub struct DemoArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
-    /// Directory for decisions/YYYY-MM-DD.jsonl, labels.jsonl and estate.json.
+    /// Directory for decisions/YYYY-MM-DD.jsonl, labels.jsonl and estate.json
+    /// (with --format k8s-audit also rbac.yaml, the cluster's RBAC with
+    /// deliberate over-grants, and rbac-overgrants.json, the list of them).
     #[arg(long, env = "OVERREACH_SIM_OUT")]
     pub out: PathBuf,
     /// Seed: the same flags and seed give byte-identical files.
@@ -613,6 +617,24 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// An error and its causes on one line, `outer: cause: root`, leaving out
+/// a cause whose text the line already holds (many errors name their
+/// source in their own message, which `{:#}` would print twice).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -711,31 +733,45 @@ async fn report(args: ReportArgs) -> Result<()> {
     let format = ReportFormat::parse(&args.format)
         .map_err(anyhow::Error::msg)
         .context("--format")?;
+    if args.rightsize.grants.is_empty() {
+        bail!(
+            "give the inventory to right-size with --grants FILE (repeat it for several files): \
+             the report compares what identities are granted with what they use; \
+             `overreach analyze` without --grants gives each identity's minimal policy instead"
+        );
+    }
     let mut settings = AnalyzeSettings::new(DataDir::new(&args.data.data));
     args.rightsize.apply(&mut settings)?;
     let week = match &args.week {
         Some(week) => IsoWeek::parse(week).context("--week")?,
         None => IsoWeek::containing(overreach_analytics::latest_event(&settings.data).await?),
     };
-    let report = overreach_analytics::write_weekly_report(&settings, week).await?;
+    let report = overreach_analytics::weekly_report(&settings, week).await?;
     let text = render(&report, format);
+    // The output first: a report that could not be written is not stored.
     match &args.out {
         Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
-                "report {}: {} identities ({} judged), {} granted, {} unused ({} sensitive), {} suggestions; written to {}",
-                report.week,
-                report.totals.identities,
-                report.totals.judged,
-                report.totals.granted,
-                report.totals.unused,
-                report.totals.unused_sensitive,
-                report.totals.suggestions,
-                path.display()
-            );
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?
         }
         None => print!("{text}"),
     }
+    let stored = overreach_analytics::store_weekly_report(&settings.data, &report)?;
+    eprintln!(
+        "report {}: {} identities ({} judged), {} grants, {} unused ({} sensitive), {} in grace, {} suggestions; {}stored as {}",
+        report.week,
+        report.totals.identities,
+        report.totals.judged,
+        report.totals.granted,
+        report.totals.unused,
+        report.totals.unused_sensitive,
+        report.totals.in_grace,
+        report.totals.suggestions,
+        args.out
+            .as_ref()
+            .map(|p| format!("written to {}, ", p.display()))
+            .unwrap_or_default(),
+        stored.display()
+    );
     Ok(())
 }
 
@@ -750,4 +786,25 @@ pub async fn serve(data: DataDir, listen: SocketAddr) -> Result<()> {
     overreach_api::serve(listener, state, shutdown_signal())
         .await
         .context("serving HTTP")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let grants = overreach_analytics::grants::GrantsError::Read {
+            path: PathBuf::from("/tmp/nope.yaml"),
+            source: io,
+        };
+        let e = anyhow::Error::new(grants).context("loading --grants");
+        assert_eq!(
+            error_text(&e),
+            "loading --grants: cannot read grants file /tmp/nope.yaml: No such file or directory"
+        );
+        let plain = anyhow::anyhow!("root").context("middle").context("outer");
+        assert_eq!(error_text(&plain), "outer: middle: root");
+    }
 }

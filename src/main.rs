@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
     match overreach::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", overreach::cli::error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -235,6 +235,16 @@ async fn weekly_report_of_a_simulated_month() {
         }
     }
     assert!(checked_verbs > 0);
+    // Generated object names collapse as the detectors' do: no reduced
+    // rule lists more than --collapse-names (5) of them.
+    for s in suggestions.iter().filter(|s| s["kind"] == "minimal-policy") {
+        let parsed = rbac::parse(s["policy"].as_str().unwrap(), Path::new("reduced.yaml")).unwrap();
+        for role in &parsed.rbac.roles {
+            for rule in &role.rules {
+                assert!(rule.resource_names.len() <= 5, "{}", s["policy"]);
+            }
+        }
+    }
     let totals = &r["totals"];
     assert_eq!(
         totals["unused"], expected_unused,
@@ -301,6 +311,17 @@ async fn weekly_report_of_a_simulated_month() {
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
     println!("screenshot of the weekly report: {}", shot.display());
+
+    // Without an inventory there is nothing to report, and nothing is stored.
+    let out = std::process::Command::new(bin())
+        .args(["report", "--data", data.to_str().unwrap(), "--week"])
+        .arg(week.to_string())
+        .env("OVERREACH_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--grants FILE"), "{stderr}");
 
     // The stored report, served.
     let server = Server::start(&data);

@@ -101,6 +101,11 @@ impl Generalizer {
         }
     }
 
+    /// Objects of one kind an identity touches before their names collapse.
+    pub fn collapse_names(&self) -> usize {
+        self.collapse_names
+    }
+
     /// Steps 1 and 2: the rules that do not depend on the identity.
     pub fn resource(&self, resource: &str) -> String {
         let canonical = kubernetes_path(resource);

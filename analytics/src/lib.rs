@@ -55,7 +55,7 @@ use tracing::{info, warn};
 pub use detect::DetectSettings;
 pub use error::{AnalyticsError, Result};
 pub use hash::stable_id;
-pub use weekly::{latest_event, weekly_report, write_weekly_report};
+pub use weekly::{latest_event, store_weekly_report, weekly_report};
 pub use windows::Windows;
 
 use store::{EventStore, SubjectStats};
@@ -400,6 +400,51 @@ fn dead_letters_since(data: &DataDir, since: DateTime<Utc>) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
 }
 
+/// Warns when none of the inventory's service accounts appears in the
+/// events under `trust_domain` but some appear under another one: the
+/// `--trust-domain` ingest used differs from the one analysis was given,
+/// and every grant would look unused.
+fn warn_on_trust_domain(
+    accounts: &std::collections::BTreeMap<rbac::ServiceAccount, Vec<rbac::Grant>>,
+    trust_domain: &str,
+    subjects: &[SubjectStats],
+) {
+    let stored: std::collections::HashSet<&str> =
+        subjects.iter().map(|s| s.subject.as_str()).collect();
+    let ids: Vec<String> = accounts
+        .keys()
+        .filter_map(|sa| sa.spiffe_id(trust_domain).ok())
+        .map(|id| id.to_string())
+        .collect();
+    if ids.is_empty() || ids.iter().any(|id| stored.contains(id.as_str())) {
+        return;
+    }
+    let mut elsewhere: std::collections::BTreeMap<&str, usize> = Default::default();
+    for sa in accounts.keys() {
+        let path = format!("/ns/{}/sa/{}", sa.namespace, sa.name);
+        for s in subjects {
+            if let (Some(domain), true) = (s.trust_domain.as_deref(), s.subject.ends_with(&path)) {
+                if s.subject == format!("spiffe://{domain}{path}") {
+                    *elsewhere.entry(domain).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    match elsewhere.iter().max_by_key(|(_, n)| **n) {
+        Some((domain, n)) => warn!(
+            trust_domain,
+            found_under = %domain,
+            accounts = n,
+            "no service account of the RBAC inventory made a call under --trust-domain {trust_domain}, but {n} did under {domain}: pass --trust-domain {domain}, or every grant looks unused"
+        ),
+        None => warn!(
+            trust_domain,
+            accounts = ids.len(),
+            "no service account of the RBAC inventory made any stored call: check --trust-domain and that the events are from this cluster"
+        ),
+    }
+}
+
 /// Every inventory's right-sizing over `windows`, concatenated; without
 /// an inventory, each identity's minimal policy.
 async fn right_size(
@@ -440,6 +485,7 @@ async fn right_size(
         return rightsizing::minimal_policies(&observed, &usage);
     }
     if let Some(accounts) = &inventory.rbac {
+        warn_on_trust_domain(accounts, &settings.trust_domain, subjects);
         let subjects: Vec<String> = accounts
             .keys()
             .filter_map(|sa| sa.spiffe_id(&settings.trust_domain).ok())
@@ -452,6 +498,7 @@ async fn right_size(
             accounts,
             &settings.trust_domain,
             &usage,
+            settings.detect_settings.generalizer.collapse_names(),
         )?);
     }
     if let Some(imported) = &inventory.istio {
@@ -531,7 +578,8 @@ impl Inventory {
                     path: path.to_owned(),
                     source,
                 })?;
-            if text.contains("\"role_grants\"") && text.contains("\"user_roles\"") {
+            let kind = manifests::inventory_kind(&text);
+            if kind == manifests::InventoryKind::Opa {
                 let data = opa_data::parse(&text, path)?;
                 info!(
                     path = %path.display(),
@@ -553,7 +601,7 @@ impl Inventory {
                 }
                 all.ignored_keys.extend(data.ignored_keys);
                 all.undefined_roles.extend(data.undefined_roles);
-            } else if text.contains("security.istio.io") {
+            } else if kind == manifests::InventoryKind::Istio {
                 let imported = istio::parse(&text, path)?;
                 info!(
                     path = %path.display(),
@@ -565,7 +613,7 @@ impl Inventory {
                     Some(all) => all.merge(imported),
                     None => inventory.istio = Some(imported),
                 }
-            } else if text.contains(rbac::RBAC_GROUP) {
+            } else if kind == manifests::InventoryKind::Rbac {
                 let imported = rbac::parse(&text, path)?;
                 info!(
                     path = %path.display(),

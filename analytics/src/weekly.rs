@@ -92,18 +92,17 @@ pub async fn weekly_report(settings: &AnalyzeSettings, week: IsoWeek) -> Result<
     Ok(compare(settings, week, &this, &previous))
 }
 
-/// Computes the week's report and stores it as
-/// `DIR/reports/weekly/YYYY-Www.json`.
-pub async fn write_weekly_report(
-    settings: &AnalyzeSettings,
-    week: IsoWeek,
-) -> Result<WeeklyReport> {
-    let report = weekly_report(settings, week).await?;
-    let json = serde_json::to_string_pretty(&report).map_err(AnalyticsError::RunInfo)?;
-    let path = settings.data.weekly_report(&report.week);
-    write_text_atomic(&path, &settings.data.tmp(), &format!("{json}\n"))?;
+/// Stores a report as `DIR/reports/weekly/YYYY-Www.json` (atomically),
+/// where `overreach serve` and the next week's report find it.
+pub fn store_weekly_report(
+    data: &overreach_model::DataDir,
+    report: &WeeklyReport,
+) -> Result<std::path::PathBuf> {
+    let json = serde_json::to_string_pretty(report).map_err(AnalyticsError::RunInfo)?;
+    let path = data.weekly_report(&report.week);
+    write_text_atomic(&path, &data.tmp(), &format!("{json}\n"))?;
     info!(path = %path.display(), "stored the weekly report");
-    Ok(report)
+    Ok(path)
 }
 
 fn load_stored(settings: &AnalyzeSettings, week: IsoWeek) -> Option<WeeklyReport> {
@@ -288,6 +287,7 @@ fn compare(
         week_start: week.start(),
         week_end: week.end(),
         previous_week: week.previous().to_string(),
+        as_of: Some(this.now),
         observe: format_duration(settings.observe),
         observe_start: this.observe_start,
         grace: format_duration(settings.grace),

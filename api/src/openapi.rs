@@ -180,7 +180,7 @@ pub fn document() -> Value {
                 "get": {
                     "summary": "The weekly right-sizing report",
                     "description": "As `overreach report` stored it under DIR/reports/weekly/: per identity \
-                        granted against used and a creep score (unused share of granted, 0-100), \
+                        granted against used and a creep score (unused share of judged grants, 0-100), \
                         suggestions ranked by risk and confidence, what changed since the previous \
                         week, and the identities with the most unused sensitive grants.",
                     "operationId": "weeklyReport",

@@ -201,7 +201,7 @@ fn html_header(out: &mut String, report: &WeeklyReport) {
         last_day(&report.week_end),
         escape(&report.observe),
         day(&report.observe_start),
-        last_day(&report.week_end),
+        window_end(report),
         escape(&report.grace),
     );
     if report.inventory.is_empty() {
@@ -838,29 +838,30 @@ fn html_not_judged(out: &mut String, report: &WeeklyReport) {
         out,
         "<section id=\"not-judged\"><h2>Identities not judged yet</h2>\
          <p class=\"note\">Right-sizing judges an identity only once its stored history \
-         covers the {} observation window.</p>",
-        escape(&report.observe)
+         covers the {} observation window, and a grant only once it is older than the {} grace \
+         period.</p>",
+        escape(&report.observe),
+        escape(&report.grace)
     );
     let waiting = not_judged(&report.identities);
     if waiting.is_empty() {
-        out.push_str(
-            "<p class=\"note\">None: every identity has enough history to be judged.</p></section>",
-        );
+        out.push_str("<p class=\"note\">None: every identity has been judged.</p></section>");
         return;
     }
     out.push_str(
         "<table><thead><tr><th>Subject</th><th>History (days)</th><th>Granted</th>\
-         <th>Allowed calls</th></tr></thead><tbody>",
+         <th>Allowed calls</th><th>Why</th></tr></thead><tbody>",
     );
     for identity in waiting {
         let _ = write!(
             out,
             "<tr><td><code>{}</code></td><td class=\"num\">{:.1}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td></tr>",
+             <td class=\"num\">{}</td><td>{}</td></tr>",
             escape(&identity.subject),
             identity.history_days,
             grouped(identity.granted),
             grouped(identity.allowed_calls),
+            escape(&not_judged_reason(identity)),
         );
     }
     out.push_str("</tbody></table></section>");
@@ -896,7 +897,7 @@ fn trend_html(trend: Option<Trend>, previous_week: &str) -> String {
         None => return String::new(),
         Some(Trend::Up(d)) => ("worse", format!("\u{25b2} {d}")),
         Some(Trend::Down(d)) => ("better", format!("\u{25bc} {d}")),
-        Some(Trend::Same) => ("flat", "= 0".to_owned()),
+        Some(Trend::Same) => ("flat", "unchanged".to_owned()),
     };
     format!(
         "<span class=\"delta {class}\" title=\"change since {}\">{text}</span>",
@@ -951,7 +952,7 @@ pub fn render_markdown(report: &WeeklyReport) -> String {
         last_day(&report.week_end),
         md_text(&report.observe),
         day(&report.observe_start),
-        last_day(&report.week_end),
+        window_end(report),
         md_text(&report.grace),
     );
     if report.inventory.is_empty() {
@@ -1000,11 +1001,12 @@ pub fn render_markdown(report: &WeeklyReport) -> String {
         let _ = writeln!(out, "| {figure} | {value} |");
     }
 
+    let rows = top_by_creep(&report.identities);
     let _ = writeln!(
         out,
-        "\n## Granted vs used\n\nThe {CHART_IDENTITIES} identities with the highest creep score.\n"
+        "\n## Granted vs used\n\nThe {} identities with the highest creep score.\n",
+        rows.len()
     );
-    let rows = top_by_creep(&report.identities);
     if rows.is_empty() {
         out.push_str("No identity has been judged yet, so there is nothing to chart.\n");
     } else {
@@ -1095,24 +1097,27 @@ pub fn render_markdown(report: &WeeklyReport) -> String {
     let _ = writeln!(
         out,
         "\n## Identities not judged yet\n\nRight-sizing judges an identity only once its stored \
-         history covers the {} observation window.\n",
-        md_text(&report.observe)
+         history covers the {} observation window, and a grant only once it is older than the \
+         {} grace period.\n",
+        md_text(&report.observe),
+        md_text(&report.grace)
     );
     let waiting = not_judged(&report.identities);
     if waiting.is_empty() {
-        out.push_str("None: every identity has enough history to be judged.\n");
+        out.push_str("None: every identity has been judged.\n");
     } else {
         out.push_str(
-            "| Subject | History (days) | Granted | Allowed calls |\n| --- | ---: | ---: | ---: |\n",
+            "| Subject | History (days) | Granted | Allowed calls | Why |\n| --- | ---: | ---: | ---: | --- |\n",
         );
         for identity in waiting {
             let _ = writeln!(
                 out,
-                "| {} | {:.1} | {} | {} |",
+                "| {} | {:.1} | {} | {} | {} |",
                 cell_code(&identity.subject),
                 identity.history_days,
                 grouped(identity.granted),
                 grouped(identity.allowed_calls),
+                md_text(&not_judged_reason(identity)),
             );
         }
     }
@@ -1388,7 +1393,7 @@ fn trend_text(trend: Option<Trend>) -> Option<String> {
     trend.map(|t| match t {
         Trend::Up(d) => format!("▲ {d}"),
         Trend::Down(d) => format!("▼ {d}"),
-        Trend::Same => "= 0".to_owned(),
+        Trend::Same => "unchanged".to_owned(),
     })
 }
 
@@ -1560,10 +1565,20 @@ fn risk_rows(report: &WeeklyReport) -> Vec<(&str, i64)> {
     rows
 }
 
+fn not_judged_reason(identity: &IdentityRightsizing) -> String {
+    match &identity.note {
+        Some(note) => note.clone(),
+        None if identity.status == STATUS_HISTORY_SHORT => "history too short".to_owned(),
+        None => "every grant is still in its grace period".to_owned(),
+    }
+}
+
+/// Identities without a creep score: history too short, or every grant
+/// still in its grace period.
 fn not_judged(identities: &[IdentityRightsizing]) -> Vec<&IdentityRightsizing> {
     identities
         .iter()
-        .filter(|identity| identity.status == STATUS_HISTORY_SHORT)
+        .filter(|identity| identity.creep_score.is_none())
         .collect()
 }
 
@@ -1629,6 +1644,15 @@ fn day(t: &DateTime<Utc>) -> String {
 }
 
 /// The last day of a range that ends (exclusive) at `end`.
+/// Where the observation window ends: when right-sizing judged (the
+/// latest event, for a week not over yet), else the week's last day.
+fn window_end(report: &WeeklyReport) -> String {
+    match &report.as_of {
+        Some(t) => day(t),
+        None => last_day(&report.week_end),
+    }
+}
+
 fn last_day(end: &DateTime<Utc>) -> String {
     day(&(*end - Duration::seconds(1)))
 }
@@ -1747,6 +1771,7 @@ mod tests {
             week_start: at("2026-11-23T00:00:00Z"),
             week_end: at("2026-11-30T00:00:00Z"),
             previous_week: "2026-W47".to_owned(),
+            as_of: Some(at("2026-11-29T23:59:59Z")),
             observe: "90d".to_owned(),
             observe_start: at("2026-08-31T00:00:00Z"),
             grace: "14d".to_owned(),

@@ -194,6 +194,10 @@ pub struct WeeklyReport {
     pub week_start: DateTime<Utc>,
     pub week_end: DateTime<Utc>,
     pub previous_week: String,
+    /// What right-sizing judged at: the end of the week, or the latest
+    /// stored event if the week was not over (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<DateTime<Utc>>,
     /// The observation window each week is judged over (`90d`).
     pub observe: String,
     pub observe_start: DateTime<Utc>,

@@ -109,6 +109,27 @@ struct ResourceUse<'a> {
 /// Builds the minimal policy allowing every request in `observed`
 /// (duplicates count as more calls of the same request).
 pub fn minimal_policy(subject: &Subject, observed: &[Request]) -> MinimalPolicy {
+    build(subject, observed, None)
+}
+
+/// As [`minimal_policy`], but a verb used on more than `max_names` objects
+/// of one kind in one scope is granted on the kind, without
+/// `resourceNames` (the detectors' name collapse: generated pod names,
+/// rotating secrets, so that the next replica is not refused), wherever
+/// `may_collapse(namespace, api_group, resource, verb)` allows it (for
+/// example, where the granted rules do not name the objects themselves).
+pub fn minimal_policy_collapsed(
+    subject: &Subject,
+    observed: &[Request],
+    max_names: usize,
+    may_collapse: &dyn Fn(Option<&str>, &str, &str, &str) -> bool,
+) -> MinimalPolicy {
+    build(subject, observed, Some((max_names, may_collapse)))
+}
+
+type Collapse<'f> = (usize, &'f dyn Fn(Option<&str>, &str, &str, &str) -> bool);
+
+fn build(subject: &Subject, observed: &[Request], collapse: Option<Collapse<'_>>) -> MinimalPolicy {
     let mut counts: BTreeMap<&Request, usize> = BTreeMap::new();
     for r in observed {
         *counts.entry(r).or_insert(0) += 1;
@@ -137,6 +158,28 @@ pub fn minimal_policy(subject: &Subject, observed: &[Request]) -> MinimalPolicy 
                         entry.unnamed.insert(&r.verb);
                     }
                 }
+            }
+        }
+    }
+
+    if let Some((max, may_collapse)) = collapse {
+        for (scope, uses) in resources.iter_mut() {
+            for ((group, resource), usage) in uses.iter_mut() {
+                let mut names_per_verb: BTreeMap<&str, usize> = BTreeMap::new();
+                for verbs in usage.named.values() {
+                    for verb in verbs {
+                        *names_per_verb.entry(*verb).or_insert(0) += 1;
+                    }
+                }
+                for (verb, n) in names_per_verb {
+                    if n > max && may_collapse(*scope, group, resource, verb) {
+                        usage.unnamed.insert(verb);
+                        for verbs in usage.named.values_mut() {
+                            verbs.remove(&verb);
+                        }
+                    }
+                }
+                usage.named.retain(|_, verbs| !verbs.is_empty());
             }
         }
     }

@@ -38,7 +38,9 @@ pub use eval::{
     ResourceRequest,
 };
 pub use import::{load, parse, Imported, RbacError};
-pub use minimal::{granted_yaml, minimal_policy, GeneratedRule, MinimalPolicy};
+pub use minimal::{
+    granted_yaml, minimal_policy, minimal_policy_collapsed, GeneratedRule, MinimalPolicy,
+};
 pub use resolve::{resolve, Resolved, Warning};
 
 /// The API group of the RBAC kinds.

@@ -760,3 +760,52 @@ fn spiffe_ids_of_service_accounts() {
     );
     assert_eq!(ServiceAccount::from_username("bob"), None);
 }
+
+#[test]
+fn many_names_of_a_kind_collapse_few_stay_named() {
+    let sa = Subject::ServiceAccount(ServiceAccount::new("ledger", "controller"));
+    let mut calls: Vec<Request> = (0..7)
+        .map(|i| req("patch", &format!("namespaces/ledger/core/pods:worker-{i}")))
+        .collect();
+    calls.push(req("get", "namespaces/ledger/core/secrets:tls"));
+    calls.push(req("get", "namespaces/ledger/core/secrets:db"));
+    let collapsed = minimal_policy_collapsed(&sa, &calls, 5, &|_, _, _, _| true);
+    // Where the grants name the objects, names stay.
+    let named = minimal_policy_collapsed(&sa, &calls, 5, &|_, _, _, verb| verb != "patch");
+    assert!(named.rules.iter().any(|r| r.rule.resource_names.len() == 7));
+    let rules: Vec<(&[String], &[String], &[String])> = collapsed
+        .rules
+        .iter()
+        .map(|r| {
+            (
+                &r.rule.verbs[..],
+                &r.rule.resources[..],
+                &r.rule.resource_names[..],
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (
+                &["get".to_owned()][..],
+                &["secrets".to_owned()][..],
+                &["db".to_owned(), "tls".to_owned()][..]
+            ),
+            (&["patch".to_owned()][..], &["pods".to_owned()][..], &[][..]),
+        ],
+        "{}",
+        collapsed.to_yaml()
+    );
+    // The next replica is allowed; other secrets are not.
+    let grants = collapsed.grants();
+    assert!(allows(
+        &grants,
+        &req("patch", "namespaces/ledger/core/pods:worker-99")
+    )
+    .is_some());
+    assert!(allows(&grants, &req("get", "namespaces/ledger/core/secrets:other")).is_none());
+    // Without collapsing, every name is listed.
+    let exact = minimal_policy(&sa, &calls);
+    assert!(exact.rules.iter().any(|r| r.rule.resource_names.len() == 7));
+}

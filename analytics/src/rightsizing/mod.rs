@@ -377,7 +377,7 @@ fn rbac_risk(grant: &rbac::Grant) -> &'static str {
 
 /// Right-sizing against a Kubernetes RBAC inventory: for every service
 /// account the bindings grant something to (its SPIFFE ID under
-/// `trust_domain`), each binding none of whose rules allowed any observed
+/// `trust_domain`; object names of a kind collapse past `max_names`), each binding none of whose rules allowed any observed
 /// call is a `remove-binding` suggestion, each other rule that allowed none
 /// is a `remove-unused` suggestion, and the minimal Role/ClusterRole set
 /// covering every allowed call observed is a `minimal-policy` suggestion
@@ -391,6 +391,7 @@ pub(crate) fn with_rbac(
     accounts: &BTreeMap<rbac::ServiceAccount, Vec<rbac::Grant>>,
     trust_domain: &str,
     usage: &[Usage],
+    max_names: usize,
 ) -> Result<Outcome> {
     let by_subject = usages_by_subject(usage);
     let window = observed.window_text();
@@ -457,7 +458,27 @@ pub(crate) fn with_rbac(
                 std::iter::repeat_n(r.clone(), usize::try_from(u.count).unwrap_or(0))
             })
             .collect();
-        let minimal = rbac::minimal_policy(&rbac::Subject::ServiceAccount(account.clone()), &calls);
+        // Object names collapse as the detectors' do, where the granted
+        // rules allow the verb on every object of the kind.
+        let rbac_subject = rbac::Subject::ServiceAccount(account.clone());
+        let may_collapse = |namespace: Option<&str>, group: &str, resource: &str, verb: &str| {
+            let Some(any) = grants.first() else {
+                return false;
+            };
+            let wide = rbac::Grant {
+                namespace: namespace.map(str::to_owned),
+                rule: rbac::PolicyRule {
+                    verbs: vec![verb.to_owned()],
+                    api_groups: vec![group.to_owned()],
+                    resources: vec![resource.to_owned()],
+                    ..rbac::PolicyRule::default()
+                },
+                source: any.source.clone(),
+            };
+            rbac::is_within(std::slice::from_ref(&wide), grants)
+        };
+        let minimal =
+            rbac::minimal_policy_collapsed(&rbac_subject, &calls, max_names, &may_collapse);
         let reduced = minimal.grants();
         let within = rbac::is_within(&reduced, grants);
         let mut s = observed.suggestion(MINIMAL_POLICY, &subject, None);

@@ -238,12 +238,22 @@ impl<'a> Observed<'a> {
 
     /// The sentences that say where the confidence comes from.
     pub fn confidence_note(&self, subject: &str) -> String {
-        let mut note = format!(
-            " Confidence {:.2}: the stored history of this identity covers {} of the {} window",
-            self.confidence(subject),
-            explain::approx(self.history(subject)),
-            format_duration(self.windows.observe),
-        );
+        let mut note = if self.first_seen.contains_key(subject) {
+            format!(
+                " Confidence {:.2}: the stored history of this identity covers {} of the {} window",
+                self.confidence(subject),
+                explain::approx(self.history(subject)),
+                format_duration(self.windows.observe),
+            )
+        } else {
+            format!(
+                " Confidence {:.2}: the store watched the estate for the whole {} window and \
+                 this identity made no call in it, but with no call of its own there is no \
+                 proof the inventory spells it the way the events do",
+                self.confidence(subject),
+                format_duration(self.windows.observe),
+            )
+        };
         if self.gaps.silent_stretches > 0 {
             note.push_str(&format!(
                 "; the store holds no event at all for {} ({} of {SILENT_HOURS}h or more), \
