@@ -172,8 +172,7 @@ pub(crate) struct Usage {
     /// Distinct UTC days with such a call: a permission used on 3 days of
     /// 90 is a periodic job's, not a daily one's.
     pub days: i64,
-    /// The id of one such call (the greatest), evidence a reviewer can
-    /// look up.
+    /// The id of the latest such call, evidence a reviewer can look up.
     pub sample_event_id: String,
 }
 
@@ -577,7 +576,8 @@ const DAY: &str = "CAST(time AS BIGINT) / 86400000000";
 
 /// What right-sizing keeps of each usage group besides its count.
 const USAGE_COLUMNS: &str = "MIN(time) AS first_seen, MAX(time) AS last_seen, \
-     COUNT(DISTINCT CAST(time AS BIGINT) / 86400000000) AS days, MAX(event_id) AS sample_event_id";
+     COUNT(DISTINCT CAST(time AS BIGINT) / 86400000000) AS days, \
+     last_value(event_id ORDER BY time, event_id) AS sample_event_id";
 
 /// The evidence queries as a table, one row per query and key resource.
 fn evidence_batch(windows: &Windows, queries: &[EvidenceQuery]) -> Result<RecordBatch> {
