@@ -122,12 +122,16 @@ pub fn minimal_policy_collapsed(
     subject: &Subject,
     observed: &[Request],
     max_names: usize,
-    may_collapse: &dyn Fn(Option<&str>, &str, &str, &str) -> bool,
+    may_collapse: &MayCollapse<'_>,
 ) -> MinimalPolicy {
     build(subject, observed, Some((max_names, may_collapse)))
 }
 
-type Collapse<'f> = (usize, &'f dyn Fn(Option<&str>, &str, &str, &str) -> bool);
+/// `(namespace, api_group, resource, verb)`: whether that verb may be
+/// granted on every object of the kind.
+pub type MayCollapse<'f> = dyn Fn(Option<&str>, &str, &str, &str) -> bool + 'f;
+
+type Collapse<'f> = (usize, &'f MayCollapse<'f>);
 
 fn build(subject: &Subject, observed: &[Request], collapse: Option<Collapse<'_>>) -> MinimalPolicy {
     let mut counts: BTreeMap<&Request, usize> = BTreeMap::new();
