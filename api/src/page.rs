@@ -127,6 +127,8 @@ fn close(out: &mut String) {
         "<footer>JSON API: <a href=\"/v1/identities\">/v1/identities</a>, \
          <a href=\"/v1/findings\">/v1/findings</a>, \
          <a href=\"/v1/recommendations\">/v1/recommendations</a>; \
+         <a href=\"/v1/reports/weekly?format=html\">weekly right-sizing report</a> \
+         (written by <code>overreach report</code>); \
          <a href=\"/v1/openapi.json\">OpenAPI document</a>; \
          <a href=\"/metrics\">metrics</a>.</footer></body></html>",
     );
