@@ -240,6 +240,7 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
         "detected findings"
     );
 
+    inventory.check_trust_domain(&settings.trust_domain, &subjects);
     let outcome = right_size(settings, &store, &inventory, &subjects, &windows).await?;
     info!(
         suggestions = outcome.suggestions.len(),
@@ -304,28 +305,25 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
     })
 }
 
-/// Right-sizing alone, at `settings.now` (default: the latest stored
-/// event): what the weekly report runs twice, for the end of the week and
-/// a week earlier.
-pub async fn rightsize(settings: &AnalyzeSettings) -> Result<Rightsized> {
-    let inventory = Inventory::load_all(&settings.grants)?;
-    Windows::check_lengths(settings.baseline, settings.detect, settings.observe)?;
-    let store = EventStore::open(&settings.data).await?;
-    let subjects = store.subjects().await?;
-    let Some(latest) = subjects.iter().map(|s| s.last_seen).max() else {
-        return Err(AnalyticsError::NoEvents {
-            dir: settings.data.events(),
-        });
-    };
-    let now = settings.now.unwrap_or(latest);
+/// Right-sizing alone at `now`, over a store and inventory the caller
+/// opened and loaded once: what the weekly report runs for the end of the
+/// week and a week earlier.
+async fn rightsize_at(
+    settings: &AnalyzeSettings,
+    store: &EventStore,
+    inventory: &Inventory,
+    subjects: &[SubjectStats],
+    now: DateTime<Utc>,
+) -> Result<Rightsized> {
     let windows = Windows::new(now, settings.baseline, settings.detect, settings.observe)?;
     // Only what had happened by then counts, so a past week reads as it
     // did at the time.
     let subjects: Vec<SubjectStats> = subjects
-        .into_iter()
+        .iter()
         .filter(|s| s.first_seen <= now)
+        .cloned()
         .collect();
-    let outcome = right_size(settings, &store, &inventory, &subjects, &windows).await?;
+    let outcome = right_size(settings, store, inventory, &subjects, &windows).await?;
     Ok(Rightsized {
         now,
         observe_start: windows.observe_start,
@@ -340,9 +338,9 @@ pub async fn rightsize(settings: &AnalyzeSettings) -> Result<Rightsized> {
     })
 }
 
-/// What [`rightsize`] found.
+/// What [`rightsize_at`] found.
 #[derive(Debug, Clone)]
-pub struct Rightsized {
+struct Rightsized {
     pub now: DateTime<Utc>,
     pub observe_start: DateTime<Utc>,
     pub suggestions: Vec<Suggestion>,
@@ -485,7 +483,6 @@ async fn right_size(
         return rightsizing::minimal_policies(&observed, &usage);
     }
     if let Some(accounts) = &inventory.rbac {
-        warn_on_trust_domain(accounts, &settings.trust_domain, subjects);
         let subjects: Vec<String> = accounts
             .keys()
             .filter_map(|sa| sa.spiffe_id(&settings.trust_domain).ok())
@@ -541,12 +538,7 @@ async fn right_size(
             settings.narrow_max_values,
         )?);
     }
-    out.suggestions.sort_by(|a, b| {
-        a.subject
-            .cmp(&b.subject)
-            .then_with(|| a.kind.cmp(&b.kind))
-            .then_with(|| a.grant.cmp(&b.grant))
-    });
+    rightsizing::sort(&mut out.suggestions);
     Ok(out)
 }
 
@@ -562,6 +554,13 @@ struct Inventory {
 }
 
 impl Inventory {
+    /// See [`warn_on_trust_domain`]; once per run, not per window.
+    fn check_trust_domain(&self, trust_domain: &str, subjects: &[SubjectStats]) {
+        if let Some(accounts) = &self.rbac {
+            warn_on_trust_domain(accounts, trust_domain, subjects);
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.grants.is_none() && self.istio.is_none() && self.opa.is_none() && self.rbac.is_none()
     }
@@ -587,20 +586,10 @@ impl Inventory {
                     roles = data.role_grants.len(),
                     "loaded OPA data-driven RBAC inventory"
                 );
-                let all = inventory.opa.get_or_insert_with(Default::default);
-                for (id, roles) in data.user_roles {
-                    let held = all.user_roles.entry(id).or_default();
-                    for role in roles {
-                        if !held.contains(&role) {
-                            held.push(role);
-                        }
-                    }
+                match &mut inventory.opa {
+                    Some(all) => all.merge(data),
+                    None => inventory.opa = Some(data),
                 }
-                for (role, grants) in data.role_grants {
-                    all.role_grants.entry(role).or_default().extend(grants);
-                }
-                all.ignored_keys.extend(data.ignored_keys);
-                all.undefined_roles.extend(data.undefined_roles);
             } else if kind == manifests::InventoryKind::Istio {
                 let imported = istio::parse(&text, path)?;
                 info!(

@@ -117,6 +117,33 @@ pub struct OpaData {
     pub undefined_roles: BTreeSet<String>,
 }
 
+impl OpaData {
+    /// Adds another document's assignments and roles (a role's grants in
+    /// both are concatenated); a role one file uses and another defines is
+    /// defined.
+    pub fn merge(&mut self, other: OpaData) {
+        for (id, roles) in other.user_roles {
+            let held = self.user_roles.entry(id).or_default();
+            for role in roles {
+                if !held.contains(&role) {
+                    held.push(role);
+                }
+            }
+        }
+        for (role, grants) in other.role_grants {
+            self.role_grants.entry(role).or_default().extend(grants);
+        }
+        self.ignored_keys.extend(other.ignored_keys);
+        self.undefined_roles = self
+            .user_roles
+            .values()
+            .flatten()
+            .filter(|r| !self.role_grants.contains_key(*r))
+            .cloned()
+            .collect();
+    }
+}
+
 /// One grant of one identity, through one role.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OpaGrant {

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::error::{AnalyticsError, Result};
 use crate::store::EventStore;
-use crate::{rightsize, AnalyzeSettings, Rightsized};
+use crate::{rightsize_at, AnalyzeSettings, Inventory, Rightsized, Windows};
 
 /// At most this many identities in the "most unused sensitive grants" list.
 pub const TOP_IDENTITIES: usize = 10;
@@ -53,6 +53,8 @@ pub async fn latest_event(data: &overreach_model::DataDir) -> Result<chrono::Dat
 
 /// The week's report. `settings.now` is ignored: the week says when.
 pub async fn weekly_report(settings: &AnalyzeSettings, week: IsoWeek) -> Result<WeeklyReport> {
+    let inventory = Inventory::load_all(&settings.grants)?;
+    Windows::check_lengths(settings.baseline, settings.detect, settings.observe)?;
     let store = EventStore::open(&settings.data).await?;
     let subjects = store.subjects().await?;
     let (Some(first), Some(latest)) = (
@@ -63,7 +65,6 @@ pub async fn weekly_report(settings: &AnalyzeSettings, week: IsoWeek) -> Result<
             dir: settings.data.events(),
         });
     };
-    drop(store);
     if week.end() <= first || week.start() > latest {
         return Err(AnalyticsError::WeekOutsideEvents {
             week: week.to_string(),
@@ -73,20 +74,17 @@ pub async fn weekly_report(settings: &AnalyzeSettings, week: IsoWeek) -> Result<
     }
     // The end of the week, or the latest event if the week is not over.
     let end = (week.end() - Duration::microseconds(1)).min(latest);
-    let at = |now| {
-        let mut s = settings.clone();
-        s.now = Some(now);
-        s
-    };
+    inventory.check_trust_domain(&settings.trust_domain, &subjects);
+    let at = |now| rightsize_at(settings, &store, &inventory, &subjects, now);
     info!(%week, now = %end, "right-sizing the week");
-    let this = rightsize(&at(end)).await?;
+    let this = at(end).await?;
     let previous_week = week.previous();
     let stored = load_stored(settings, previous_week);
     let previous = match &stored {
         Some(report) => Previous::Stored(report),
         None => {
             info!(week = %previous_week, "no stored report of the previous week: recomputing it");
-            Previous::Computed(rightsize(&at(end - Duration::weeks(1))).await?)
+            Previous::Computed(at(end - Duration::weeks(1)).await?)
         }
     };
     Ok(compare(settings, week, &this, &previous))

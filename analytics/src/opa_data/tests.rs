@@ -307,3 +307,22 @@ fn property_minimal_data_is_within_grants_and_allows_usage() {
     }
     assert!(checked > 300, "{checked}");
 }
+
+#[test]
+fn merged_documents_define_each_others_roles() {
+    let users = parse(
+        &format!(r#"{{"user_roles": {{"{FRONTEND}": ["reader"]}}, "role_grants": {{}}}}"#),
+        Path::new("users.json"),
+    )
+    .unwrap();
+    assert!(users.undefined_roles.contains("reader"));
+    let roles = parse(
+        r#"{"user_roles": {}, "role_grants": {"reader": [{"action": "GET", "type": "/v1/*"}]}}"#,
+        Path::new("roles.json"),
+    )
+    .unwrap();
+    let mut all = users;
+    all.merge(roles);
+    assert!(all.undefined_roles.is_empty(), "{:?}", all.undefined_roles);
+    assert_eq!(grants_for(&all, &id(FRONTEND)).len(), 1);
+}

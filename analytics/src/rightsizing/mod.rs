@@ -124,6 +124,16 @@ fn usages_by_subject(usage: &[Usage]) -> HashMap<&str, Vec<&Usage>> {
     by_subject
 }
 
+/// The items whose flag is set: an identity's policy after a removal.
+fn kept<'a, T>(items: &'a [T], keep: &[bool]) -> Vec<&'a T> {
+    items
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .map(|(item, _)| item)
+        .collect()
+}
+
 fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -162,11 +172,9 @@ pub(crate) fn with_grants(
             })
             .collect();
         let render = |keep: &[bool]| {
-            let rules: Vec<GrantRule> = granted
-                .iter()
-                .zip(keep)
-                .filter(|(_, k)| **k)
-                .map(|(g, _)| g.rule.clone())
+            let rules: Vec<GrantRule> = kept(&granted, keep)
+                .into_iter()
+                .map(|g| g.rule.clone())
                 .collect();
             grants_yaml(subject, rules, &format!("grants of {subject}")).unwrap_or_default()
         };
@@ -327,7 +335,8 @@ pub(crate) fn minimal_policies(observed: &Observed<'_>, usage: &[Usage]) -> Resu
     Ok(out)
 }
 
-fn sort(suggestions: &mut [Suggestion]) {
+/// By subject, kind and grant: the order of `suggestions.parquet`.
+pub(crate) fn sort(suggestions: &mut [Suggestion]) {
     suggestions.sort_by(|a, b| {
         a.subject
             .cmp(&b.subject)
@@ -431,16 +440,8 @@ pub(crate) fn with_rbac(
                     .collect(),
             })
             .collect();
-        let kept = permissions.iter().filter(|p| !p.uses.is_empty()).count();
-        let render = |keep: &[bool]| {
-            let kept: Vec<&rbac::Grant> = grants
-                .iter()
-                .zip(keep)
-                .filter(|(_, k)| **k)
-                .map(|(g, _)| g)
-                .collect();
-            rbac::granted_yaml(account, &kept)
-        };
+        let used_rules = permissions.iter().filter(|p| !p.uses.is_empty()).count();
+        let render = |keep: &[bool]| rbac::granted_yaml(account, &kept(grants, keep));
         let identity = Identity {
             subject: &subject,
             who: format!("ServiceAccount {account} ({subject})"),
@@ -489,7 +490,7 @@ pub(crate) fn with_rbac(
         s.sample_event_ids = samples(used.iter().copied());
         s.risk = worst_risk(grants.iter().map(rbac_risk)).to_owned();
         s.explanation = format!(
-            "ServiceAccount {account} ({subject}) is granted {granted} and used {kept} of them for \
+            "ServiceAccount {account} ({subject}) is granted {granted} and used {used_rules} of them for \
              its {calls} allowed calls in the {window}. The reduced policy ({rules}) allows every \
              one of those calls{within}.{grace}{note}",
             granted = explain::count(as_i64(grants.len()), "rule", "rules"),
@@ -566,15 +567,7 @@ pub(crate) fn with_opa(
                     .collect(),
             })
             .collect();
-        let render = |keep: &[bool]| {
-            let kept: Vec<&opa_data::OpaGrant> = grants
-                .iter()
-                .zip(keep)
-                .filter(|(_, k)| **k)
-                .map(|(g, _)| g)
-                .collect();
-            opa_data::granted_json(&kept)
-        };
+        let render = |keep: &[bool]| opa_data::granted_json(&kept(&grants, keep));
         let identity = Identity {
             subject: &subject,
             who: subject.clone(),
@@ -781,15 +774,7 @@ pub(crate) fn with_istio(
                     .collect(),
             })
             .collect();
-        let render = |keep: &[bool]| {
-            let kept: Vec<&istio::IstioGrant> = grants
-                .iter()
-                .zip(keep)
-                .filter(|(_, k)| **k)
-                .map(|(g, _)| g)
-                .collect();
-            istio_granted_yaml(&principal, &kept)
-        };
+        let render = |keep: &[bool]| istio_granted_yaml(&principal, &kept(&grants, keep));
         let identity = Identity {
             subject,
             who: (*subject).to_owned(),
