@@ -267,3 +267,27 @@ fn crash_loop_tansu() {
 fn rebalance_tansu() {
     rebalance(&tansu(), &topic("rebalance"), &TANSU_PRODUCE);
 }
+
+/// A kill between creating a day's directory and renaming the day's first
+/// file into it leaves a directory without files. The crash loop reads the
+/// table after every kill, so that state must count as empty, and a table
+/// with files beside it must still count every row.
+#[test]
+fn a_day_directory_without_files_counts_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("events/date=2024-01-01")).unwrap();
+    assert_eq!(pyarrow_counts(&data), (0, 0));
+
+    let input = dir.path().join("records.jsonl");
+    write_records(&input, 0, 10);
+    overreach(&[
+        "ingest",
+        "--data",
+        data.to_str().unwrap(),
+        "--file",
+        input.to_str().unwrap(),
+    ]);
+    std::fs::create_dir_all(data.join("events/date=1999-01-01")).unwrap();
+    assert_exactly(&data, 10);
+}

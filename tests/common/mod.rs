@@ -38,9 +38,16 @@ pub fn overreach(args: &[&str]) -> String {
 
 /// Row count and distinct `event_id` count of the events table, read by
 /// pyarrow (PyPI), an implementation that shares no code with ours.
+///
+/// A table may hold partition directories and no file yet: an ingester
+/// killed between creating a day's directory and renaming its first file
+/// into it leaves one. pyarrow then infers an empty schema, so a table
+/// without files counts as empty rather than as unreadable.
 pub fn pyarrow_counts(data: &Path) -> (u64, u64) {
     let script = "import sys, pyarrow.dataset as ds\n\
-        t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table()\n\
+        d = ds.dataset(sys.argv[1], format='parquet', partitioning='hive')\n\
+        if not d.files:\n    print(0, 0); sys.exit(0)\n\
+        t = d.to_table()\n\
         print(t.num_rows, len(set(t.column('event_id').to_pylist())))";
     let out = Command::new("python3")
         .args(["-c", script])
