@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Files appear in place only by rename from `.tmp/`, after they were
-//! synced, so a reader never sees half a file.
+//! synced, so a reader never sees half a file. A day directory may exist
+//! with no file in it (a writer stopped between creating it and renaming
+//! its first file in); readers take it as a day without events.
 
 use std::path::{Path, PathBuf};
 
