@@ -1079,13 +1079,20 @@ pub fn policy_name(principal: &SpiffeId) -> String {
 }
 
 /// The minimal ALLOW policies for `principal` that allow every request of
-/// it in `observed` (requests of other principals are ignored;
-/// duplicates count as more calls).
-pub fn minimal_policy(principal: &SpiffeId, observed: &[Request]) -> MinimalPolicy {
+/// it in `observed`, each given with the number of calls that made it
+/// (requests of other principals are ignored; a request given twice adds
+/// up).
+pub fn minimal_policy<'a>(
+    principal: &SpiffeId,
+    observed: impl IntoIterator<Item = (&'a Request, usize)>,
+) -> MinimalPolicy {
     // namespace -> generated path -> method -> observed call -> count
     type Calls = BTreeMap<String, usize>;
     let mut by_ns: BTreeMap<&str, BTreeMap<String, BTreeMap<String, Calls>>> = BTreeMap::new();
-    for r in observed.iter().filter(|r| &r.principal == principal) {
+    for (r, n) in observed {
+        if &r.principal != principal {
+            continue;
+        }
         let method = r.method.to_ascii_uppercase();
         let call = format!("{method} {}", r.path);
         *by_ns
@@ -1096,7 +1103,7 @@ pub fn minimal_policy(principal: &SpiffeId, observed: &[Request]) -> MinimalPoli
             .entry(method)
             .or_default()
             .entry(call)
-            .or_insert(0) += 1;
+            .or_insert(0) += n;
     }
     let mut policies = Vec::new();
     for (ns, paths) in by_ns {

@@ -454,11 +454,18 @@ pub fn resource_pattern(observed: &str) -> String {
         .join("/")
 }
 
-/// The least grants for `identity` allowing its requests in `observed`
-/// (others' are ignored; duplicates count as more calls).
-pub fn minimal_data(identity: &SpiffeId, observed: &[Request]) -> MinimalData {
+/// The least grants for `identity` allowing its requests in `observed`,
+/// each given with the number of calls that made it (others' are ignored;
+/// a request given twice adds up).
+pub fn minimal_data<'a>(
+    identity: &SpiffeId,
+    observed: impl IntoIterator<Item = (&'a Request, usize)>,
+) -> MinimalData {
     let mut by_grant: BTreeMap<(String, String), BTreeMap<String, usize>> = BTreeMap::new();
-    for r in observed.iter().filter(|r| &r.identity == identity) {
+    for (r, n) in observed {
+        if &r.identity != identity {
+            continue;
+        }
         let key = (
             Glob::escape(&r.action.to_ascii_uppercase()),
             resource_pattern(&r.resource),
@@ -467,7 +474,7 @@ pub fn minimal_data(identity: &SpiffeId, observed: &[Request]) -> MinimalData {
             .entry(key)
             .or_default()
             .entry(r.resource.clone())
-            .or_insert(0) += 1;
+            .or_insert(0) += n;
     }
     MinimalData {
         identity: identity.clone(),

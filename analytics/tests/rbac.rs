@@ -196,7 +196,7 @@ fn policies_of(path: &Path) -> Vec<(String, usize, MinimalPolicy)> {
     }
     let mut out = Vec::new();
     for (user, requests) in by_user {
-        let policy = minimal_policy(&subject_of(&user), &requests);
+        let policy = minimal_policy(&subject_of(&user), requests.iter().map(|r| (r, 1)));
         let grants = policy.grants();
         for r in &requests {
             assert!(allows(&grants, r).is_some(), "{user}: {r} not allowed");
@@ -469,7 +469,7 @@ fn minimal_policy_is_within_grants_and_covers_usage() {
                 usage.push(request);
             }
         }
-        let policy = minimal_policy(&subject, &usage);
+        let policy = minimal_policy(&subject, usage.iter().map(|r| (r, 1)));
         let minimal = policy.grants();
         for r in &usage {
             assert!(
@@ -531,7 +531,7 @@ fn minimal_policy_allows_exactly_what_it_promises() {
         let observed: Vec<Request> = (0..rng.below(12))
             .map(|_| random_request(&mut rng))
             .collect();
-        let grants = minimal_policy(&subject, &observed).grants();
+        let grants = minimal_policy(&subject, observed.iter().map(|r| (r, 1))).grants();
         for _ in 0..200 {
             let probe = random_request(&mut rng);
             assert_eq!(

@@ -142,7 +142,7 @@ fn when_conditions_make_a_rule_conditional() {
         Decision::Conditional
     );
     // A conditional granted rule never covers a reduction.
-    let m = minimal_policy(&id(sleep), &[req(sleep, "GET", "/info/x", "foo")]);
+    let m = minimal_policy(&id(sleep), [(&req(sleep, "GET", "/info/x", "foo"), 1)]);
     assert!(!is_within(&m.grants(), &grants));
     // Namespaces of the source come from the caller's identity.
     let dev = "spiffe://cluster.local/ns/dev/sa/any";
@@ -255,7 +255,7 @@ spec:
 
 #[test]
 fn minimal_policy_yaml_round_trips() {
-    let observed = vec![
+    let observed = [
         req(FRONTEND, "GET", "/v1/orders/{id}", "shop"),
         req(FRONTEND, "GET", "/v1/orders/{id}", "shop"),
         req(FRONTEND, "GET", "/v1/orders/{id}/items", "shop"),
@@ -268,13 +268,19 @@ fn minimal_policy_yaml_round_trips() {
             "shop",
         ),
     ];
-    let m = minimal_policy(&id(FRONTEND), &observed);
+    let m = minimal_policy(&id(FRONTEND), observed.iter().map(|r| (r, 1)));
     assert_eq!(m.policies.len(), 2);
     let shop = &m.policies[0];
     assert_eq!(shop.namespace, "shop");
     assert_eq!(shop.operations[0].methods, ["GET"]);
     assert_eq!(shop.operations[0].paths, ["/v1/orders/*"]);
     assert_eq!(shop.operations[0].needed_by.len(), 2);
+    // Calls given with a count add up with the same calls given again.
+    let counted = minimal_policy(&id(FRONTEND), [(&observed[0], 7), (&observed[1], 1)]);
+    assert_eq!(
+        counted.policies[0].operations[0].needed_by,
+        [("GET /v1/orders/{id}".to_owned(), 8)]
+    );
     assert_eq!(shop.operations[1].methods, ["POST"]);
     let yaml = m.to_yaml();
     assert_eq!(yaml, EXPECTED_YAML);
@@ -297,17 +303,19 @@ fn minimal_policy_yaml_round_trips() {
     // the rest through orders-read.
     let exact = minimal_policy(
         &id(FRONTEND),
-        &[
+        [
             req(FRONTEND, "GET", "/v1/orders/42", "shop"),
             req(FRONTEND, "GET", "/x/healthz", "shop"),
             req(FRONTEND, "POST", "/v1/orders", "shop"),
             req(FRONTEND, "GET", "/healthz", "web"),
-        ],
+        ]
+        .iter()
+        .map(|r| (r, 1)),
     );
     assert!(is_within(&exact.grants(), &granted));
     let broader = minimal_policy(
         &id(FRONTEND),
-        &[req(FRONTEND, "PUT", "/v1/orders/1", "shop")],
+        [(&req(FRONTEND, "PUT", "/v1/orders/1", "shop"), 1)],
     );
     assert!(!is_within(&broader.grants(), &granted));
 }
@@ -319,7 +327,7 @@ fn selectors_are_compared_by_is_within() {
     let granted = grants_for(&im, &id(checkout));
     let mut m = minimal_policy(
         &id(checkout),
-        &[req(checkout, "POST", "/v1/charges", "payments")],
+        [(&req(checkout, "POST", "/v1/charges", "payments"), 1)],
     );
     // Namespace-wide is broader than app=payments; and the grant has ports.
     assert!(!is_within(&m.grants(), &granted));
@@ -449,7 +457,7 @@ fn property_minimal_policy_is_within_grants_and_allows_usage() {
                 usage.push(r);
             }
         }
-        let m = minimal_policy(&p, &usage);
+        let m = minimal_policy(&p, usage.iter().map(|r| (r, 1)));
         let reduced = m.grants();
         for r in &usage {
             assert_eq!(

@@ -112,15 +112,15 @@ fn errors_name_the_json_pointer() {
 
 #[test]
 fn minimal_data_document() {
-    let observed = vec![
+    let observed = [
         req(FRONTEND, "get", "/v1/orders/{id}"),
         req(FRONTEND, "GET", "/v1/orders/{id}"),
         req(FRONTEND, "PUT", "/v1/carts/{id}/items"),
         req(FRONTEND, "GET", "/v1/orders"),
         req(CHECKOUT, "POST", "/v1/charges"),
     ];
-    let f = minimal_data(&id(FRONTEND), &observed);
-    let c = minimal_data(&id(CHECKOUT), &observed);
+    let f = minimal_data(&id(FRONTEND), observed.iter().map(|r| (r, 1)));
+    let c = minimal_data(&id(CHECKOUT), observed.iter().map(|r| (r, 1)));
     assert_eq!(
         f.role,
         "overreach-minimal:prod.example.org/ns/shop/sa/frontend"
@@ -128,6 +128,12 @@ fn minimal_data_document() {
     assert_eq!(f.grants.len(), 3);
     assert_eq!(f.grants[1].resource, "/v1/orders/*");
     assert_eq!(f.grants[1].needed_by, [("/v1/orders/{id}".to_owned(), 2)]);
+    // Calls given with a count add up with the same calls given again.
+    let counted = minimal_data(&id(FRONTEND), [(&observed[0], 7), (&observed[1], 1)]);
+    assert_eq!(
+        counted.grants[0].needed_by,
+        [("/v1/orders/{id}".to_owned(), 8)]
+    );
     let json = to_json(&[f.clone(), c.clone()]);
     let expected = r#"{
   "user_roles": {
@@ -175,7 +181,10 @@ fn minimal_data_document() {
         }
         assert!(is_within(&m.grants(), &grants_for(&d, &m.identity)));
     }
-    let broader = minimal_data(&id(CHECKOUT), &[req(CHECKOUT, "DELETE", "/v1/orders/1")]);
+    let broader = minimal_data(
+        &id(CHECKOUT),
+        [(&req(CHECKOUT, "DELETE", "/v1/orders/1"), 1)],
+    );
     assert!(!is_within(
         &broader.grants(),
         &grants_for(&d, &id(CHECKOUT))
@@ -287,7 +296,7 @@ fn property_minimal_data_is_within_grants_and_allows_usage() {
             assert!(allows(&granted, &r), "{r:?} {g:?}");
             usage.push(r);
         }
-        let m = minimal_data(&who, &usage);
+        let m = minimal_data(&who, usage.iter().map(|r| (r, 1)));
         let reduced = m.grants();
         for r in &usage {
             assert!(

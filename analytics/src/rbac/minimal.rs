@@ -106,9 +106,13 @@ struct ResourceUse<'a> {
     named: BTreeMap<&'a str, BTreeSet<&'a str>>,
 }
 
-/// Builds the minimal policy allowing every request in `observed`
-/// (duplicates count as more calls of the same request).
-pub fn minimal_policy(subject: &Subject, observed: &[Request]) -> MinimalPolicy {
+/// Builds the minimal policy allowing every request in `observed`, each
+/// given with the number of calls that made it (a request given twice
+/// adds up).
+pub fn minimal_policy<'a>(
+    subject: &Subject,
+    observed: impl IntoIterator<Item = (&'a Request, usize)>,
+) -> MinimalPolicy {
     build(subject, observed, None)
 }
 
@@ -118,9 +122,9 @@ pub fn minimal_policy(subject: &Subject, observed: &[Request]) -> MinimalPolicy 
 /// rotating secrets, so that the next replica is not refused), wherever
 /// `may_collapse(namespace, api_group, resource, verb)` allows it (for
 /// example, where the granted rules do not name the objects themselves).
-pub fn minimal_policy_collapsed(
+pub fn minimal_policy_collapsed<'a>(
     subject: &Subject,
-    observed: &[Request],
+    observed: impl IntoIterator<Item = (&'a Request, usize)>,
     max_names: usize,
     may_collapse: &MayCollapse<'_>,
 ) -> MinimalPolicy {
@@ -133,10 +137,14 @@ pub type MayCollapse<'f> = dyn Fn(Option<&str>, &str, &str, &str) -> bool + 'f;
 
 type Collapse<'f> = (usize, &'f MayCollapse<'f>);
 
-fn build(subject: &Subject, observed: &[Request], collapse: Option<Collapse<'_>>) -> MinimalPolicy {
+fn build<'a>(
+    subject: &Subject,
+    observed: impl IntoIterator<Item = (&'a Request, usize)>,
+    collapse: Option<Collapse<'_>>,
+) -> MinimalPolicy {
     let mut counts: BTreeMap<&Request, usize> = BTreeMap::new();
-    for r in observed {
-        *counts.entry(r).or_insert(0) += 1;
+    for (r, n) in observed {
+        *counts.entry(r).or_insert(0) += n;
     }
 
     // scope -> (group, resource) -> use; scope None also holds paths.

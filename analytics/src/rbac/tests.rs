@@ -656,7 +656,7 @@ fn minimal_policy_splits_names_and_roundtrips() {
         req("get", "/version"),
         req("list", "apps/deployments:one"),
     ];
-    let policy = minimal_policy(&subject, &observed);
+    let policy = minimal_policy(&subject, observed.iter().map(|r| (r, 1)));
     assert_eq!(policy.name, "overreach-minimal:shop:web");
     let grants = policy.grants();
     for r in &observed {
@@ -731,7 +731,7 @@ fn minimal_policy_splits_names_and_roundtrips() {
 
 #[test]
 fn minimal_policy_for_users_and_nothing() {
-    let policy = minimal_policy(&Subject::User("bob/x".into()), &[req("get", "/api")]);
+    let policy = minimal_policy(&Subject::User("bob/x".into()), [(&req("get", "/api"), 1)]);
     assert_eq!(policy.name, "overreach-minimal:user:bob_x");
     let yaml = policy.to_yaml();
     let resolved = resolve(&parse(&yaml, Path::new("g.yaml")).unwrap().rbac);
@@ -739,7 +739,20 @@ fn minimal_policy_for_users_and_nothing() {
     assert!(allows(&bob, &req("get", "/api")).is_some());
     assert!(allows(&bob, &req("get", "/apis")).is_none());
 
-    let empty = minimal_policy(&Subject::Group("g".into()), &[]);
+    // A request's calls add up, however they are given.
+    let (api, apis) = (req("get", "/api"), req("get", "/apis"));
+    let counted = minimal_policy(
+        &Subject::User("bob/x".into()),
+        [(&api, 3), (&apis, 1), (&api, 2)],
+    );
+    let needed: Vec<(String, usize)> = counted
+        .rules
+        .iter()
+        .flat_map(|r| r.needed_by.iter().map(|(q, n)| (q.to_string(), *n)))
+        .collect();
+    assert_eq!(needed, [(api.to_string(), 5), (apis.to_string(), 1)]);
+
+    let empty = minimal_policy(&Subject::Group("g".into()), []);
     assert!(empty.rules.is_empty());
     let imported = parse(&empty.to_yaml(), Path::new("e.yaml")).unwrap();
     assert_eq!(imported, Imported::default());
@@ -769,9 +782,12 @@ fn many_names_of_a_kind_collapse_few_stay_named() {
         .collect();
     calls.push(req("get", "namespaces/ledger/core/secrets:tls"));
     calls.push(req("get", "namespaces/ledger/core/secrets:db"));
-    let collapsed = minimal_policy_collapsed(&sa, &calls, 5, &|_, _, _, _| true);
+    let collapsed =
+        minimal_policy_collapsed(&sa, calls.iter().map(|r| (r, 1)), 5, &|_, _, _, _| true);
     // Where the grants name the objects, names stay.
-    let named = minimal_policy_collapsed(&sa, &calls, 5, &|_, _, _, verb| verb != "patch");
+    let named = minimal_policy_collapsed(&sa, calls.iter().map(|r| (r, 1)), 5, &|_, _, _, verb| {
+        verb != "patch"
+    });
     assert!(named.rules.iter().any(|r| r.rule.resource_names.len() == 7));
     let rules: Vec<(&[String], &[String], &[String])> = collapsed
         .rules
@@ -806,6 +822,6 @@ fn many_names_of_a_kind_collapse_few_stay_named() {
     .is_some());
     assert!(allows(&grants, &req("get", "namespaces/ledger/core/secrets:other")).is_none());
     // Without collapsing, every name is listed.
-    let exact = minimal_policy(&sa, &calls);
+    let exact = minimal_policy(&sa, calls.iter().map(|r| (r, 1)));
     assert!(exact.rules.iter().any(|r| r.rule.resource_names.len() == 7));
 }

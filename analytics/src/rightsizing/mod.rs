@@ -134,6 +134,14 @@ fn kept<'a, T>(items: &'a [T], keep: &[bool]) -> Vec<&'a T> {
         .collect()
 }
 
+/// Each observed request with the number of calls that made it, as the
+/// minimal-policy builders take them.
+fn counted<'a, R>(requests: &'a [(R, &Usage)]) -> impl Iterator<Item = (&'a R, usize)> {
+    requests
+        .iter()
+        .map(|(r, u)| (r, usize::try_from(u.count).unwrap_or(0)))
+}
+
 fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -453,12 +461,6 @@ pub(crate) fn with_rbac(
         if !judge(observed, &identity, &mut out) || requests.is_empty() {
             continue;
         }
-        let calls: Vec<rbac::Request> = requests
-            .iter()
-            .flat_map(|(r, u)| {
-                std::iter::repeat_n(r.clone(), usize::try_from(u.count).unwrap_or(0))
-            })
-            .collect();
         // Object names collapse as the detectors' do, where the granted
         // rules allow the verb on every object of the kind.
         let rbac_subject = rbac::Subject::ServiceAccount(account.clone());
@@ -478,8 +480,12 @@ pub(crate) fn with_rbac(
             };
             rbac::is_within(std::slice::from_ref(&wide), grants)
         };
-        let minimal =
-            rbac::minimal_policy_collapsed(&rbac_subject, &calls, max_names, &may_collapse);
+        let minimal = rbac::minimal_policy_collapsed(
+            &rbac_subject,
+            counted(&requests),
+            max_names,
+            &may_collapse,
+        );
         let reduced = minimal.grants();
         let within = rbac::is_within(&reduced, grants);
         let mut s = observed.suggestion(MINIMAL_POLICY, &subject, None);
@@ -579,14 +585,9 @@ pub(crate) fn with_opa(
         if !judge(observed, &identity, &mut out) || used.is_empty() {
             continue;
         }
-        // One request per call, so each kept grant counts the calls it is for.
-        let generalized: Vec<opa_data::Request> = used
-            .iter()
-            .flat_map(|u| {
-                std::iter::repeat_n(request(u, true), usize::try_from(u.count).unwrap_or(0))
-            })
-            .collect();
-        let minimal = opa_data::minimal_data(identity_id, &generalized);
+        let generalized: Vec<(opa_data::Request, &Usage)> =
+            used.iter().map(|u| (request(u, true), *u)).collect();
+        let minimal = opa_data::minimal_data(identity_id, counted(&generalized));
         let reduced = minimal.grants();
         let covers_all = concrete.iter().all(|(r, _)| opa_data::allows(&reduced, r));
         let within = opa_data::is_within(&reduced, &grants);
@@ -786,13 +787,7 @@ pub(crate) fn with_istio(
         if !judge(observed, &identity, &mut out) || requests.is_empty() {
             continue;
         }
-        let calls: Vec<istio::Request> = requests
-            .iter()
-            .flat_map(|(r, u)| {
-                std::iter::repeat_n(r.clone(), usize::try_from(u.count).unwrap_or(0))
-            })
-            .collect();
-        let minimal = istio::minimal_policy(&principal, &calls);
+        let minimal = istio::minimal_policy(&principal, counted(&requests));
         let reduced = minimal.grants();
         let within = istio::is_within(&reduced, &grants);
         let mut s = observed.suggestion(MINIMAL_POLICY, subject, None);
