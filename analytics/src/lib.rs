@@ -275,9 +275,9 @@ pub async fn analyze(settings: &AnalyzeSettings) -> Result<Results> {
         detect: format_duration(windows.detect),
         observe: format_duration(windows.observe),
         events,
-        identities: i64::try_from(identities.len()).unwrap_or(i64::MAX),
-        findings: i64::try_from(findings.len()).unwrap_or(i64::MAX),
-        suggestions: i64::try_from(suggestions.len()).unwrap_or(i64::MAX),
+        identities: as_i64(identities.len()),
+        findings: as_i64(findings.len()),
+        suggestions: as_i64(suggestions.len()),
         grants_file: (!settings.grants.is_empty()).then(|| {
             settings
                 .grants
@@ -395,7 +395,7 @@ fn dead_letters_since(data: &DataDir, since: DateTime<Utc>) -> i64 {
             .filter(|l| l.ingested_at >= since)
             .count();
     }
-    i64::try_from(count).unwrap_or(i64::MAX)
+    as_i64(count)
 }
 
 /// Warns when none of the inventory's service accounts appears in the
@@ -637,6 +637,11 @@ impl Inventory {
         }
         Ok(inventory)
     }
+}
+
+/// A count as the `i64` the tables store (saturating, never wrapping).
+pub(crate) fn as_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// One row per subject, with how many baseline keys, findings and

@@ -21,6 +21,7 @@ use overreach_model::DataDir;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::as_i64;
 use crate::error::{AnalyticsError, Result};
 use crate::windows::Windows;
 use overreach_model::results::BaselineEntry;
@@ -600,7 +601,7 @@ fn evidence_batch(windows: &Windows, queries: &[EvidenceQuery]) -> Result<Record
             q.resources.iter().map(|r| Some(r.as_str())).collect()
         };
         for r in resources {
-            query.push(i64::try_from(i).unwrap_or(i64::MAX));
+            query.push(as_i64(i));
             subject.push(q.subject.as_str());
             start.push(q.start.unwrap_or(windows.detect_start).timestamp_micros());
             until.push(q.until.unwrap_or(windows.now).timestamp_micros());

@@ -18,8 +18,9 @@ use overreach_model::table::write_text_atomic;
 use tracing::{info, warn};
 
 use crate::error::{AnalyticsError, Result};
+use crate::rightsizing::creep_score;
 use crate::store::EventStore;
-use crate::{rightsize_at, AnalyzeSettings, Inventory, Rightsized, Windows};
+use crate::{as_i64, rightsize_at, AnalyzeSettings, Inventory, Rightsized, Windows};
 
 /// At most this many identities in the "most unused sensitive grants" list.
 pub const TOP_IDENTITIES: usize = 10;
@@ -136,30 +137,30 @@ impl Previous<'_> {
     }
 }
 
+/// Estate-wide sums. Identities whose history is short count no unused
+/// grants, and none of their grants is judged.
 fn totals(identities: &[IdentityRightsizing], suggestions: &[Suggestion]) -> WeeklyTotals {
+    let sum = |f: fn(&IdentityRightsizing) -> i64| identities.iter().map(f).sum::<i64>();
     let judged: Vec<&IdentityRightsizing> = identities
         .iter()
         .filter(|i| i.status != STATUS_HISTORY_SHORT)
         .collect();
-    let sum = |f: fn(&IdentityRightsizing) -> i64| judged.iter().map(|i| f(i)).sum::<i64>();
-    let granted = sum(|i| i.granted);
-    let in_grace = sum(|i| i.in_grace);
+    let judged_grants = judged.iter().map(|i| i.granted - i.in_grace).sum();
     let unused = sum(|i| i.unused);
     let mut by_risk: BTreeMap<String, i64> = BTreeMap::new();
     for s in suggestions {
         *by_risk.entry(s.risk.clone()).or_insert(0) += 1;
     }
     WeeklyTotals {
-        identities: i64::try_from(identities.len()).unwrap_or(i64::MAX),
-        judged: i64::try_from(judged.len()).unwrap_or(i64::MAX),
-        granted: identities.iter().map(|i| i.granted).sum(),
-        used: identities.iter().map(|i| i.used).sum(),
+        identities: as_i64(identities.len()),
+        judged: as_i64(judged.len()),
+        granted: sum(|i| i.granted),
+        used: sum(|i| i.used),
         unused,
         unused_sensitive: sum(|i| i.unused_sensitive),
-        in_grace: identities.iter().map(|i| i.in_grace).sum(),
-        creep_score: (granted - in_grace > 0)
-            .then(|| (unused as f64 * 100.0 / (granted - in_grace) as f64).round() as i64),
-        suggestions: i64::try_from(suggestions.len()).unwrap_or(i64::MAX),
+        in_grace: sum(|i| i.in_grace),
+        creep_score: creep_score(unused, judged_grants),
+        suggestions: as_i64(suggestions.len()),
         by_risk,
     }
 }
@@ -210,7 +211,7 @@ fn compare(
             .then_with(|| a.suggestion.id.cmp(&b.suggestion.id))
     });
     for (i, s) in ranked.iter_mut().enumerate() {
-        s.rank = i64::try_from(i + 1).unwrap_or(i64::MAX);
+        s.rank = as_i64(i + 1);
     }
 
     let current_ids: HashSet<&str> = this.suggestions.iter().map(|s| s.id.as_str()).collect();

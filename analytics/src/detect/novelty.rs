@@ -15,6 +15,7 @@ use super::{
     build, environment_of, mix, score, trust_domain_of, Common, DetectSettings, Draft, FindingKind,
     Inputs, ScoreInputs,
 };
+use crate::as_i64;
 use crate::explain;
 use crate::generalize::{collapse, split_name, Collapsed, Generalizer};
 use crate::store::{EvidenceQuery, KeyStats, Slot, SubjectStats};
@@ -60,7 +61,7 @@ impl Keys {
     }
 
     fn baseline_keys(&self, subject: &str) -> i64 {
-        i64::try_from(self.of(subject, Slot::Baseline).count()).unwrap_or(i64::MAX)
+        as_i64(self.of(subject, Slot::Baseline).count())
     }
 
     /// Keys of the baseline and detection windows after generalization.
@@ -71,7 +72,7 @@ impl Keys {
                 keys.extend(map.keys().map(|k| (subject.as_str(), k)));
             }
         }
-        i64::try_from(keys.len()).unwrap_or(i64::MAX)
+        as_i64(keys.len())
     }
 
     pub fn baselines(&self) -> Vec<BaselineEntry> {
@@ -175,7 +176,7 @@ pub(crate) fn generalize(generalizer: &Generalizer, keys: &[KeyStats]) -> Keys {
     }
     Keys {
         slots,
-        stored_keys: i64::try_from(stored.len()).unwrap_or(i64::MAX),
+        stored_keys: as_i64(stored.len()),
     }
 }
 
@@ -280,7 +281,7 @@ pub(crate) fn new_identity(
             ..ScoreInputs::default()
         },
     );
-    let n_keys = i64::try_from(used.len()).unwrap_or(i64::MAX);
+    let n_keys = as_i64(used.len());
     let history = if baseline_events == 0 {
         format!(
             "has no history in the {} baseline window before ({})",
@@ -302,11 +303,7 @@ pub(crate) fn new_identity(
         subject = s.subject,
         calls = explain::count(count, "call", "calls"),
         keys = explain::count(n_keys, "reach key", "reach keys"),
-        actions = explain::count(
-            i64::try_from(actions.len()).unwrap_or(i64::MAX),
-            "distinct action",
-            "distinct actions"
-        ),
+        actions = explain::count(as_i64(actions.len()), "distinct action", "distinct actions"),
         mix = mix(allow_count, deny_count),
         when = explain::span(first_seen, last_seen),
     );

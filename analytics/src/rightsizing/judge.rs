@@ -14,7 +14,8 @@ use overreach_model::report::{
 use overreach_model::results::Suggestion;
 
 use super::observed::Observed;
-use super::{worst_risk, REMOVE_BINDING, REMOVE_UNUSED};
+use super::{creep_score, worst_risk, REMOVE_BINDING, REMOVE_UNUSED};
+use crate::as_i64;
 use crate::diff;
 use crate::explain;
 use crate::hash::stable_id;
@@ -155,7 +156,6 @@ pub(crate) fn judge(
     } else {
         STATUS_JUDGED
     };
-    let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     out.identities.push(IdentityRightsizing {
         subject: subject.to_owned(),
         engine: identity.engine.to_owned(),
@@ -165,10 +165,9 @@ pub(crate) fn judge(
         unused: if covered { as_i64(unused.len()) } else { 0 },
         unused_sensitive: if covered { as_i64(sensitive) } else { 0 },
         in_grace: as_i64(grace),
-        creep_score: (covered && judged_count > 0).then(|| {
-            let share = unused.len() as f64 / judged_count as f64;
-            (share * 100.0).round() as i64
-        }),
+        creep_score: covered
+            .then(|| creep_score(as_i64(unused.len()), as_i64(judged_count)))
+            .flatten(),
         creep_score_previous: None,
         allowed_calls: identity.calls.iter().map(|u| u.count).sum(),
         history_days: (observed.history(subject).num_minutes() as f64 / 1440.0 * 10.0).round()
@@ -298,11 +297,7 @@ pub(crate) fn grace_note(observed: &Observed<'_>, identity: &Identity<'_, '_>) -
     }
     format!(
         " {} younger than the {} grace period ({}) not judged yet: keep {} until then.",
-        explain::count(
-            i64::try_from(young.len()).unwrap_or(i64::MAX),
-            "grant is",
-            "grants are"
-        ),
+        explain::count(as_i64(young.len()), "grant is", "grants are"),
         overreach_model::duration::format_duration(observed.grace),
         young
             .iter()

@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use overreach_model::event::{is_sensitive_resource, is_write_action};
 use overreach_model::results::Suggestion;
 
+use crate::as_i64;
 use crate::error::{AnalyticsError, Result};
 use crate::explain;
 use crate::glob::Glob;
@@ -142,8 +143,9 @@ fn counted<'a, R>(requests: &'a [(R, &Usage)]) -> impl Iterator<Item = (&'a R, u
         .map(|(r, u)| (r, usize::try_from(u.count).unwrap_or(0)))
 }
 
-fn as_i64(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+/// The unused share of judged grants, 0-100; `None` when none was judged.
+pub(crate) fn creep_score(unused: i64, judged: i64) -> Option<i64> {
+    (judged > 0).then(|| (unused as f64 * 100.0 / judged as f64).round() as i64)
 }
 
 fn last_used(uses: &[&Usage]) -> Option<DateTime<Utc>> {
@@ -913,6 +915,16 @@ mod tests {
             days: 2,
             sample_event_id: format!("{subject}-{action}-{resource}"),
         }
+    }
+
+    #[test]
+    fn creep_is_the_rounded_unused_share_of_judged_grants() {
+        assert_eq!(creep_score(0, 0), None);
+        assert_eq!(creep_score(0, 4), Some(0));
+        assert_eq!(creep_score(1, 3), Some(33));
+        assert_eq!(creep_score(1, 8), Some(13));
+        assert_eq!(creep_score(113, 199), Some(57));
+        assert_eq!(creep_score(5, 5), Some(100));
     }
 
     #[test]
