@@ -503,12 +503,23 @@ impl Builder<'_> {
             .get(&(kind, namespace.map(String::from), name.to_owned()))
     }
 
+    /// Adds `binding`, and lists each of `rules` as over-granted to each of
+    /// `accounts` whose calls leave some of it unused.
+    fn bind(&mut self, binding: Binding, accounts: &[usize], rules: &[Rule], why: &str) {
+        for &wi in accounts {
+            for rule in rules {
+                self.overgrant(wi, &binding, rule, why);
+            }
+        }
+        self.bindings.push(binding);
+    }
+
     /// Lists `rule` of the role bound by `binding` to `wi` as over-granted,
     /// if the account's calls leave some of it unused.
-    fn overgrant(&mut self, wi: usize, binding: &Binding, rule: &Rule, why: &str) -> bool {
+    fn overgrant(&mut self, wi: usize, binding: &Binding, rule: &Rule, why: &str) {
         let fit = self.fit(wi, rule, binding.namespace.as_deref());
         let Some(unused) = fit.unused(rule) else {
-            return false;
+            return;
         };
         let role_us = self
             .role(
@@ -551,7 +562,6 @@ impl Builder<'_> {
             in_grace: created >= self.end_us - RECENT_US,
             why: why.to_owned(),
         });
-        true
     }
 
     /// Each account's own Role (or ClusterRole, for cluster-scoped calls)
@@ -821,15 +831,12 @@ impl Builder<'_> {
                 });
                 bound_any = true;
             }
-            for &wi in &subjects {
-                self.overgrant(
-                    wi,
-                    &binding,
-                    &rule,
-                    "shared secret-reader ClusterRole bound in its namespace; it reads no secret",
-                );
-            }
-            self.bindings.push(binding);
+            self.bind(
+                binding,
+                &subjects,
+                std::slice::from_ref(&rule),
+                "shared secret-reader ClusterRole bound in its namespace; it reads no secret",
+            );
         }
     }
 
@@ -868,17 +875,12 @@ impl Builder<'_> {
             created_us: created,
             rules: rules.clone(),
         });
-        for &wi in &subjects {
-            for rule in &rules {
-                self.overgrant(
-                    wi,
-                    &binding,
-                    rule,
-                    "shared legacy-operator ClusterRole bound cluster-wide",
-                );
-            }
-        }
-        self.bindings.push(binding);
+        self.bind(
+            binding,
+            &subjects,
+            &rules,
+            "shared legacy-operator ClusterRole bound cluster-wide",
+        );
     }
 
     /// A `config-editor` Role in a namespace the account never touches,
@@ -939,15 +941,12 @@ impl Builder<'_> {
                 role: "config-editor".to_owned(),
                 subjects: vec![sa],
             };
-            for rule in &rules {
-                self.overgrant(
-                    wi,
-                    &binding,
-                    rule,
-                    "Role in a namespace it never touches, bound to it there",
-                );
-            }
-            self.bindings.push(binding);
+            self.bind(
+                binding,
+                &[wi],
+                &rules,
+                "Role in a namespace it never touches, bound to it there",
+            );
         }
     }
 
@@ -1004,15 +1003,12 @@ impl Builder<'_> {
                 role: name,
                 subjects: vec![sa],
             };
-            for rule in &rules {
-                self.overgrant(
-                    wi,
-                    &binding,
-                    rule,
-                    "Role created and bound in the last days of the period",
-                );
-            }
-            self.bindings.push(binding);
+            self.bind(
+                binding,
+                &[wi],
+                &rules,
+                "Role created and bound in the last days of the period",
+            );
         }
     }
 
