@@ -1766,6 +1766,22 @@ mod tests {
         let mut third = suggestion(3, GONE, "minimal-policy", "low");
         third.suggestion.grant = None;
         third.suggestion.confidence = 0.5;
+        let pay = identity(
+            PAY,
+            STATUS_JUDGED,
+            [40, 10, 30, 12, 0],
+            Some(75),
+            Some(70),
+            90.0,
+        );
+        let hostile = identity(
+            HOSTILE,
+            STATUS_PARTLY_IN_GRACE,
+            [20, 15, 4, 1, 1],
+            Some(21),
+            None,
+            90.0,
+        );
         WeeklyReport {
             week: "2026-W48".to_owned(),
             week_start: at("2026-11-23T00:00:00Z"),
@@ -1807,22 +1823,8 @@ mod tests {
                 creep_score_previous: Some(40),
             },
             identities: vec![
-                identity(
-                    PAY,
-                    STATUS_JUDGED,
-                    [40, 10, 30, 12, 0],
-                    Some(75),
-                    Some(70),
-                    90.0,
-                ),
-                identity(
-                    HOSTILE,
-                    STATUS_PARTLY_IN_GRACE,
-                    [20, 15, 4, 1, 1],
-                    Some(21),
-                    None,
-                    90.0,
-                ),
+                pay.clone(),
+                hostile.clone(),
                 identity(
                     FRONT,
                     STATUS_JUDGED,
@@ -1841,24 +1843,7 @@ mod tests {
                 ),
             ],
             suggestions: vec![first, second, third],
-            top_unused_sensitive: vec![
-                identity(
-                    PAY,
-                    STATUS_JUDGED,
-                    [40, 10, 30, 12, 0],
-                    Some(75),
-                    Some(70),
-                    90.0,
-                ),
-                identity(
-                    HOSTILE,
-                    STATUS_PARTLY_IN_GRACE,
-                    [20, 15, 4, 1, 1],
-                    Some(21),
-                    None,
-                    90.0,
-                ),
-            ],
+            top_unused_sensitive: vec![pay, hostile],
             generated_at: at("2026-11-30T06:00:00Z"),
         }
     }
