@@ -1,6 +1,8 @@
 //! End to end: events written the way ingest writes them, `run`, and the
 //! result tables read back the way the api reads them.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use overreach_analytics::{run, AnalyticsError, AnalyzeSettings};
 use overreach_model::event::event_schema;
 use overreach_model::results::{BaselineEntry, Finding, IdentitySummary, RunInfo, Suggestion};
 use overreach_model::table::{read_rows, write_rows_atomic};
-use overreach_model::{DataDir, Decision, DecisionEvent, SubjectKind};
+use overreach_model::{DataDir, Decision, DecisionEvent};
 
 const API: &str = "spiffe://cluster.local/ns/shop/sa/api";
 const IMPORTER: &str = "spiffe://cluster.local/ns/batch/sa/importer";
@@ -31,35 +33,7 @@ fn event(
     resource: &str,
     decision: Decision,
 ) -> DecisionEvent {
-    let pattern = resource.split(':').next().unwrap_or(resource).to_owned();
-    let (kind, trust_domain) = if subject.starts_with("spiffe://") {
-        (SubjectKind::Spiffe, Some("cluster.local".to_owned()))
-    } else {
-        (SubjectKind::User, None)
-    };
-    DecisionEvent {
-        event_id: id.to_owned(),
-        source_id: Some(id.to_owned()),
-        time: now() - before_now,
-        subject: subject.to_owned(),
-        subject_kind: kind,
-        trust_domain,
-        action: action.to_owned(),
-        resource: resource.to_owned(),
-        resource_pattern: pattern,
-        target: Some("kubernetes-api".to_owned()),
-        decision,
-        policy: None,
-        reason: None,
-        environment: Some("test".to_owned()),
-        namespace: None,
-        source_address: None,
-        credential_kind: None,
-        credential_expires_at: None,
-        format: "k8s-audit".to_owned(),
-        origin: format!("test:{id}"),
-        attributes: None,
-    }
+    common::event(id, now() - before_now, subject, action, resource, decision)
 }
 
 /// The history the tests analyse. The api identity has a baseline and
@@ -178,14 +152,6 @@ fn settings(data: &DataDir) -> AnalyzeSettings {
     settings
 }
 
-fn findings(data: &DataDir) -> Vec<Finding> {
-    read_rows(&data.findings()).unwrap()
-}
-
-fn suggestions(data: &DataDir) -> Vec<Suggestion> {
-    read_rows(&data.suggestions()).unwrap()
-}
-
 #[tokio::test]
 async fn finds_new_reach_and_new_identities() {
     let (_dir, data) = setup();
@@ -204,7 +170,7 @@ async fn finds_new_reach_and_new_identities() {
         serde_json::from_str(&std::fs::read_to_string(data.run_info()).unwrap()).unwrap();
     assert_eq!(on_disk, info);
 
-    let found = findings(&data);
+    let found = common::findings(&data);
     assert_eq!(found.len(), 2, "{found:#?}");
 
     let reach: Vec<&Finding> = found.iter().filter(|f| f.kind == "new-reach").collect();
@@ -329,12 +295,12 @@ async fn reruns_give_the_same_ids() {
     let (_dir, data) = setup();
     let settings = settings(&data);
     run(&settings).await.unwrap();
-    let first = findings(&data);
-    let first_suggestions = suggestions(&data);
+    let first = common::findings(&data);
+    let first_suggestions = common::suggestions(&data);
     run(&settings).await.unwrap();
-    let second = findings(&data);
+    let second = common::findings(&data);
     assert_eq!(first, second);
-    assert_eq!(first_suggestions, suggestions(&data));
+    assert_eq!(first_suggestions, common::suggestions(&data));
     let ids: Vec<&str> = first.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.iter().all(|id| id.len() == 16), "{ids:?}");
@@ -345,7 +311,7 @@ async fn reruns_give_the_same_ids() {
 async fn minimal_policy_covers_exactly_what_was_used() {
     let (_dir, data) = setup();
     let info = run(&AnalyzeSettings::new(data.clone())).await.unwrap();
-    let found = suggestions(&data);
+    let found = common::suggestions(&data);
     assert_eq!(info.suggestions, 3);
     assert!(found
         .iter()
@@ -454,7 +420,7 @@ async fn grants_give_remove_and_narrow_suggestions() {
         Some(path.display().to_string().as_str())
     );
 
-    let found = suggestions(&data);
+    let found = common::suggestions(&data);
     let summary: Vec<(&str, &str, Option<&str>)> = found
         .iter()
         .map(|s| (s.subject.as_str(), s.kind.as_str(), s.grant.as_deref()))
@@ -588,7 +554,7 @@ async fn explicit_now_moves_the_windows() {
     let info = run(&settings).await.unwrap();
     assert_eq!(info.now, now() - Duration::days(2));
     assert_eq!(info.events, 14, "identities still cover every stored event");
-    let found = findings(&data);
+    let found = common::findings(&data);
     let summary: Vec<(&str, &str, Option<&str>, i64)> = found
         .iter()
         .map(|f| {
@@ -608,7 +574,7 @@ async fn explicit_now_moves_the_windows() {
     assert_eq!(info.below_min_score.get("new-reach"), Some(&1));
     settings.detect_settings.min_score = 0;
     run(&settings).await.unwrap();
-    let found = findings(&data);
+    let found = common::findings(&data);
     let reach = found.iter().find(|f| f.kind == "new-reach").unwrap();
     assert_eq!(
         (reach.subject.as_str(), reach.action.as_deref(), reach.score),
@@ -682,7 +648,7 @@ async fn rbac_grants_give_unused_rules_and_a_reduced_role() {
     settings.observe = Duration::days(5);
     run(&settings).await.unwrap();
 
-    let found = suggestions(&data);
+    let found = common::suggestions(&data);
     let mut unused: Vec<&str> = found
         .iter()
         .filter(|s| s.kind == "remove-unused")
@@ -808,7 +774,7 @@ async fn opa_data_grants_give_unused_grants_and_a_reduced_document() {
     settings.observe = Duration::days(5);
     run(&settings).await.unwrap();
 
-    let found = suggestions(&data);
+    let found = common::suggestions(&data);
     let unused: Vec<&str> = found
         .iter()
         .filter(|s| s.kind == "remove-unused")
@@ -916,7 +882,7 @@ async fn istio_policies_give_unused_rules_and_a_reduced_policy() {
     settings.observe = Duration::hours(5);
     run(&settings).await.unwrap();
 
-    let found = suggestions(&data);
+    let found = common::suggestions(&data);
     let unused: Vec<&Suggestion> = found.iter().filter(|s| s.kind == "remove-unused").collect();
     assert_eq!(
         unused.len(),

@@ -4,12 +4,14 @@
 //! when a later run sees a permission in use that an earlier one said to
 //! remove.
 
+mod common;
+
 use chrono::{DateTime, Duration, Utc};
 use overreach_analytics::{run, AnalyzeSettings};
 use overreach_model::event::event_schema;
 use overreach_model::results::{Finding, Suggestion};
-use overreach_model::table::{read_rows, write_rows_atomic};
-use overreach_model::{DataDir, Decision, DecisionEvent, SubjectKind};
+use overreach_model::table::write_rows_atomic;
+use overreach_model::{DataDir, Decision, DecisionEvent};
 
 const API: &str = "spiffe://cluster.local/ns/shop/sa/api";
 const NEWBIE: &str = "spiffe://cluster.local/ns/shop/sa/newbie";
@@ -21,36 +23,14 @@ fn now() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn event(
+fn allowed(
     id: &str,
     time: DateTime<Utc>,
     subject: &str,
     action: &str,
     resource: &str,
 ) -> DecisionEvent {
-    DecisionEvent {
-        event_id: id.to_owned(),
-        source_id: Some(id.to_owned()),
-        time,
-        subject: subject.to_owned(),
-        subject_kind: SubjectKind::Spiffe,
-        trust_domain: Some("cluster.local".to_owned()),
-        action: action.to_owned(),
-        resource: resource.to_owned(),
-        resource_pattern: resource.split(':').next().unwrap().to_owned(),
-        target: Some("kubernetes-api".to_owned()),
-        decision: Decision::Allow,
-        policy: None,
-        reason: None,
-        environment: None,
-        namespace: None,
-        source_address: None,
-        credential_kind: None,
-        credential_expires_at: None,
-        format: "k8s-audit".to_owned(),
-        origin: format!("test:{id}"),
-        attributes: None,
-    }
+    common::event(id, time, subject, action, resource, Decision::Allow)
 }
 
 /// The api reads its config map every hour for 40 days; the newbie starts
@@ -59,7 +39,7 @@ fn write_estate(data: &DataDir) {
     let mut events = Vec::new();
     for h in 0..(40 * 24) {
         let t = now() - Duration::hours(h);
-        events.push(event(
+        events.push(allowed(
             &format!("api-{h}"),
             t,
             API,
@@ -67,7 +47,7 @@ fn write_estate(data: &DataDir) {
             "namespaces/shop/core/configmaps:app-config",
         ));
         if h < 5 * 24 {
-            events.push(event(
+            events.push(allowed(
                 &format!("newbie-{h}"),
                 t,
                 NEWBIE,
@@ -137,10 +117,6 @@ fn settings(dir: &std::path::Path, data: &DataDir) -> AnalyzeSettings {
     settings
 }
 
-fn suggestions(data: &DataDir) -> Vec<Suggestion> {
-    read_rows(&data.suggestions()).unwrap()
-}
-
 fn removal<'a>(found: &'a [Suggestion], subject: &str, grant: &str) -> Option<&'a Suggestion> {
     found.iter().find(|s| {
         s.subject == subject && s.kind == "remove-unused" && s.grant.as_deref() == Some(grant)
@@ -155,7 +131,7 @@ async fn several_inventories_grace_and_short_histories() {
     let settings = settings(dir.path(), &data);
     let info = run(&settings).await.unwrap();
     assert!(info.grants_file.unwrap().contains("bindings.yaml"));
-    let found = suggestions(&data);
+    let found = common::suggestions(&data);
 
     // The binding in one file found the role in the other.
     let delete = removal(&found, API, "delete core/secrets in namespace shop")
@@ -234,7 +210,7 @@ async fn dead_letters_lower_confidence() {
     let settings = settings(dir.path(), &data);
     run(&settings).await.unwrap();
     let clean = removal(
-        &suggestions(&data),
+        &common::suggestions(&data),
         API,
         "delete core/secrets in namespace shop",
     )
@@ -253,7 +229,7 @@ async fn dead_letters_lower_confidence() {
     std::fs::write(data.dead_letter().join("part-1.jsonl"), lines.join("\n")).unwrap();
     run(&settings).await.unwrap();
     let gappy = removal(
-        &suggestions(&data),
+        &common::suggestions(&data),
         API,
         "delete core/secrets in namespace shop",
     )
@@ -280,7 +256,7 @@ async fn using_a_permission_after_its_removal_was_suggested_is_a_finding() {
     let mut settings = settings(dir.path(), &data);
     run(&settings).await.unwrap();
     let suggested = removal(
-        &suggestions(&data),
+        &common::suggestions(&data),
         API,
         "delete core/secrets in namespace shop",
     )
@@ -293,14 +269,14 @@ async fn using_a_permission_after_its_removal_was_suggested_is_a_finding() {
         &data,
         "part-1.parquet",
         &[
-            event(
+            allowed(
                 "api-later",
                 later,
                 API,
                 "get",
                 "namespaces/shop/core/configmaps:app-config",
             ),
-            event(
+            allowed(
                 "api-delete",
                 later,
                 API,
@@ -311,7 +287,7 @@ async fn using_a_permission_after_its_removal_was_suggested_is_a_finding() {
     );
     settings.now = Some(later);
     run(&settings).await.unwrap();
-    let findings: Vec<Finding> = read_rows(&data.findings()).unwrap();
+    let findings: Vec<Finding> = common::findings(&data);
     let follow_up: Vec<&Finding> = findings
         .iter()
         .filter(|f| f.kind == "used-after-suggestion")
@@ -326,13 +302,13 @@ async fn using_a_permission_after_its_removal_was_suggested_is_a_finding() {
     assert!(f.controls.iter().any(|c| c.contains("NHI5")));
     // The removal is no longer suggested.
     assert!(removal(
-        &suggestions(&data),
+        &common::suggestions(&data),
         API,
         "delete core/secrets in namespace shop"
     )
     .is_none());
     // A rerun at the same time sees no use after the new suggestions.
     run(&settings).await.unwrap();
-    let findings: Vec<Finding> = read_rows(&data.findings()).unwrap();
+    let findings: Vec<Finding> = common::findings(&data);
     assert!(findings.iter().all(|f| f.kind != "used-after-suggestion"));
 }
