@@ -88,3 +88,41 @@ fn a_broad_inventory_for_audit2rbacs_demo_shrinks_to_what_the_log_needs() {
     let delete = rbac::parse_request("delete", "namespaces/ns1/core/pods:x").unwrap();
     assert!(rbac::allows(&granted, &delete).is_some() && rbac::allows(&reduced, &delete).is_none());
 }
+
+/// An analysis given another trust domain than ingest used would find
+/// every grant unused; it says so and names the domain the accounts were
+/// seen under.
+#[test]
+fn a_trust_domain_no_account_was_seen_under_is_named_with_the_right_one() {
+    let log = repo().join("../shared/data/k8s-audit-audit2rbac/demo-full-v1beta1.log");
+    let inventory = repo().join("tests/data/rbac/audit2rbac-sa1-broad.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    overreach(&[
+        "ingest",
+        "--data",
+        data_arg,
+        "--file",
+        log.to_str().unwrap(),
+    ]);
+    let analyze = |trust_domain: &str| {
+        let out = std::process::Command::new(bin())
+            .args(["analyze", "--data", data_arg, "--observe", "30m"])
+            .args(["--grants", inventory.to_str().unwrap()])
+            .args(["--trust-domain", trust_domain])
+            .env("OVERREACH_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let wrong = analyze("prod.example.org");
+    assert!(
+        wrong.contains("under --trust-domain prod.example.org, but 1 did under cluster.local")
+            && wrong.contains("pass --trust-domain cluster.local"),
+        "{wrong}"
+    );
+    let right = analyze("cluster.local");
+    assert!(!right.contains("--trust-domain"), "{right}");
+}

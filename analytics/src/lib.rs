@@ -417,15 +417,22 @@ fn warn_on_trust_domain(
     if ids.is_empty() || ids.iter().any(|id| stored.contains(id.as_str())) {
         return;
     }
+    // The accounts' SPIFFE paths, and the trust domains they were seen under.
+    let paths: std::collections::HashSet<String> = accounts
+        .keys()
+        .map(|sa| format!("/ns/{}/sa/{}", sa.namespace, sa.name))
+        .collect();
     let mut elsewhere: std::collections::BTreeMap<&str, usize> = Default::default();
-    for sa in accounts.keys() {
-        let path = format!("/ns/{}/sa/{}", sa.namespace, sa.name);
-        for s in subjects {
-            if let (Some(domain), true) = (s.trust_domain.as_deref(), s.subject.ends_with(&path)) {
-                if s.subject == format!("spiffe://{domain}{path}") {
-                    *elsewhere.entry(domain).or_insert(0) += 1;
-                }
-            }
+    for s in subjects {
+        let Some(domain) = s.trust_domain.as_deref() else {
+            continue;
+        };
+        let path = s
+            .subject
+            .strip_prefix("spiffe://")
+            .and_then(|rest| rest.strip_prefix(domain));
+        if path.is_some_and(|p| paths.contains(p)) {
+            *elsewhere.entry(domain).or_insert(0) += 1;
         }
     }
     match elsewhere.iter().max_by_key(|(_, n)| **n) {
@@ -477,19 +484,51 @@ async fn right_size(
         ),
         active_days: coverage.active_days,
     };
-    let mut out = rightsizing::Outcome::default();
     if inventory.is_empty() {
         let usage = store.usage(windows, None).await?;
         return rightsizing::minimal_policies(&observed, &usage);
     }
+    // Each inventory's identities, and one usage query over them all: each
+    // engine looks its own identities up in it.
+    let rbac_ids: Vec<String> = inventory
+        .rbac
+        .iter()
+        .flat_map(|accounts| accounts.keys())
+        .filter_map(|sa| sa.spiffe_id(&settings.trust_domain).ok())
+        .map(|id| id.to_string())
+        .collect();
+    let spiffe: Vec<&str> = match inventory.istio {
+        Some(_) => subjects
+            .iter()
+            .filter(|s| s.subject_kind == "spiffe")
+            .map(|s| s.subject.as_str())
+            .collect(),
+        None => Vec::new(),
+    };
+    let opa_ids: Vec<String> = inventory
+        .opa
+        .iter()
+        .flat_map(|data| data.user_roles.keys())
+        .map(|id| id.to_string())
+        .collect();
+    let granted: std::collections::HashSet<&str> = inventory
+        .grants
+        .iter()
+        .flat_map(|grants| grants.subjects())
+        .collect();
+    let mut names: Vec<&str> = rbac_ids
+        .iter()
+        .chain(&opa_ids)
+        .map(String::as_str)
+        .chain(spiffe.iter().copied())
+        .chain(granted.iter().copied())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let usage = store.usage(windows, Some(&names)).await?;
+
+    let mut out = rightsizing::Outcome::default();
     if let Some(accounts) = &inventory.rbac {
-        let subjects: Vec<String> = accounts
-            .keys()
-            .filter_map(|sa| sa.spiffe_id(&settings.trust_domain).ok())
-            .map(|id| id.to_string())
-            .collect();
-        let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
-        let usage = store.usage(windows, Some(&names)).await?;
         out.extend(rightsizing::with_rbac(
             &observed,
             accounts,
@@ -499,26 +538,17 @@ async fn right_size(
         )?);
     }
     if let Some(imported) = &inventory.istio {
-        let names: Vec<&str> = subjects
-            .iter()
-            .filter(|s| s.subject_kind == "spiffe")
-            .map(|s| s.subject.as_str())
-            .collect();
-        let usage = store.usage(windows, Some(&names)).await?;
         out.extend(rightsizing::with_istio(
-            &observed, imported, &names, &usage,
+            &observed, imported, &spiffe, &usage,
         )?);
     }
     if let Some(data) = &inventory.opa {
-        let subjects: Vec<String> = data.user_roles.keys().map(|id| id.to_string()).collect();
-        let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
-        let usage = store.usage(windows, Some(&names)).await?;
         out.extend(rightsizing::with_opa(&observed, data, &usage)?);
     }
     if let Some(grants) = &inventory.grants {
-        let usage = store.usage(windows, Some(&grants.subjects())).await?;
         let uncovered: i64 = usage
             .iter()
+            .filter(|u| granted.contains(u.subject.as_str()))
             .filter(|u| {
                 let resource = u.resource.as_deref().unwrap_or(&u.resource_pattern);
                 !grants.covers(&u.subject, &u.action, resource, &u.resource_pattern)
@@ -577,49 +607,41 @@ impl Inventory {
                     path: path.to_owned(),
                     source,
                 })?;
-            let kind = manifests::inventory_kind(&text);
-            if kind == manifests::InventoryKind::Opa {
-                let data = opa_data::parse(&text, path)?;
-                info!(
-                    path = %path.display(),
-                    identities = data.user_roles.len(),
-                    roles = data.role_grants.len(),
-                    "loaded OPA data-driven RBAC inventory"
-                );
-                match &mut inventory.opa {
-                    Some(all) => all.merge(data),
-                    None => inventory.opa = Some(data),
+            match manifests::inventory_kind(&text) {
+                manifests::InventoryKind::Opa => {
+                    let data = opa_data::parse(&text, path)?;
+                    info!(
+                        path = %path.display(),
+                        identities = data.user_roles.len(),
+                        roles = data.role_grants.len(),
+                        "loaded OPA data-driven RBAC inventory"
+                    );
+                    merge_into(&mut inventory.opa, data, opa_data::OpaData::merge);
                 }
-            } else if kind == manifests::InventoryKind::Istio {
-                let imported = istio::parse(&text, path)?;
-                info!(
-                    path = %path.display(),
-                    allow_policies = imported.allow.len(),
-                    other_policies = imported.aside.len(),
-                    "loaded Istio AuthorizationPolicy inventory"
-                );
-                match &mut inventory.istio {
-                    Some(all) => all.merge(imported),
-                    None => inventory.istio = Some(imported),
+                manifests::InventoryKind::Istio => {
+                    let imported = istio::parse(&text, path)?;
+                    info!(
+                        path = %path.display(),
+                        allow_policies = imported.allow.len(),
+                        other_policies = imported.aside.len(),
+                        "loaded Istio AuthorizationPolicy inventory"
+                    );
+                    merge_into(&mut inventory.istio, imported, istio::Imported::merge);
                 }
-            } else if kind == manifests::InventoryKind::Rbac {
-                let imported = rbac::parse(&text, path)?;
-                info!(
-                    path = %path.display(),
-                    roles = imported.rbac.roles.len(),
-                    bindings = imported.rbac.bindings.len(),
-                    "loaded Kubernetes RBAC manifests"
-                );
-                match &mut rbac_all {
-                    Some(all) => all.merge(imported),
-                    None => rbac_all = Some(imported),
+                manifests::InventoryKind::Rbac => {
+                    let imported = rbac::parse(&text, path)?;
+                    info!(
+                        path = %path.display(),
+                        roles = imported.rbac.roles.len(),
+                        bindings = imported.rbac.bindings.len(),
+                        "loaded Kubernetes RBAC manifests"
+                    );
+                    merge_into(&mut rbac_all, imported, rbac::Imported::merge);
                 }
-            } else {
-                let parsed = grants::parse_detected(&text, path)?;
-                info!(path = %path.display(), grants = parsed.len(), "loaded grants file");
-                match &mut inventory.grants {
-                    Some(all) => all.extend(parsed),
-                    None => inventory.grants = Some(parsed),
+                manifests::InventoryKind::Grants => {
+                    let parsed = grants::parse_detected(&text, path)?;
+                    info!(path = %path.display(), grants = parsed.len(), "loaded grants file");
+                    merge_into(&mut inventory.grants, parsed, grants::Grants::extend);
                 }
             }
         }
@@ -636,6 +658,14 @@ impl Inventory {
             inventory.rbac = Some(accounts);
         }
         Ok(inventory)
+    }
+}
+
+/// Adds `item` to what `slot` holds already, or makes it the first.
+fn merge_into<T>(slot: &mut Option<T>, item: T, merge: fn(&mut T, T)) {
+    match slot {
+        Some(all) => merge(all, item),
+        None => *slot = Some(item),
     }
 }
 
