@@ -897,6 +897,7 @@ async fn istio_policies_give_unused_rules_and_a_reduced_policy() {
     assert_eq!(unused[0].risk, "high", "DELETE writes");
     let minimal = found.iter().find(|s| s.kind == "minimal-policy").unwrap();
     assert_eq!(minimal.used_count, 6);
+    assert_eq!(minimal.risk, "high", "it drops the DELETE rule too");
     assert!(
         minimal
             .explanation

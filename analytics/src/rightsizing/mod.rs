@@ -396,8 +396,9 @@ fn rbac_risk(grant: &rbac::Grant) -> &'static str {
 
 /// Right-sizing against a Kubernetes RBAC inventory: for every service
 /// account the bindings grant something to (its SPIFFE ID under
-/// `trust_domain`; object names of a kind collapse past `max_names`), each binding none of whose rules allowed any observed
-/// call is a `remove-binding` suggestion, each other rule that allowed none
+/// `trust_domain`; object names of a kind collapse past `max_names`), each
+/// binding none of whose rules allowed any observed call is a
+/// `remove-binding` suggestion, each other rule that allowed none
 /// is a `remove-unused` suggestion, and the minimal Role/ClusterRole set
 /// covering every allowed call observed is a `minimal-policy` suggestion
 /// whose `policy` is that RBAC YAML, each rule commented with the calls
@@ -803,7 +804,7 @@ pub(crate) fn with_istio(
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        s.risk = "medium".to_owned();
+        s.risk = worst_risk(grants.iter().map(|g| istio_risk(g))).to_owned();
         s.explanation = format!(
             "{subject} is allowed by {granted}; its {calls} calls in the {window} need the \
              reduced ALLOW {policies} below{within}.{grace}{note}",
