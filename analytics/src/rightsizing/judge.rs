@@ -42,6 +42,13 @@ pub(crate) struct Permission<'u> {
     pub uses: Vec<&'u Usage>,
 }
 
+impl Permission<'_> {
+    /// Unused, but younger than the grace period: not judged yet.
+    fn in_grace(&self, observed: &Observed<'_>) -> bool {
+        self.uses.is_empty() && observed.in_grace(self.granted_at)
+    }
+}
+
 /// A permission an identity used in the window: what a later run checks
 /// open removal suggestions against (`used-after-suggestion`).
 #[derive(Debug, Clone, PartialEq)]
@@ -105,12 +112,7 @@ impl Identity<'_, '_> {
         let keep: Vec<bool> = (0..self.permissions.len())
             .map(|i| !removed.contains(&i))
             .collect();
-        diff::unified(
-            &self.granted_text(),
-            &(self.render)(&keep),
-            "granted",
-            "suggested",
-        )
+        self.diff_to(&(self.render)(&keep))
     }
 }
 
@@ -141,11 +143,10 @@ pub(crate) fn judge(
     let subject = identity.subject;
     let perms = &identity.permissions;
     let covered = observed.covers(subject);
-    let in_grace = |p: &Permission<'_>| p.uses.is_empty() && observed.in_grace(p.granted_at);
-    let removable = |p: &Permission<'_>| p.uses.is_empty() && !p.keep && !in_grace(p);
+    let removable = |p: &Permission<'_>| p.uses.is_empty() && !p.keep && !p.in_grace(observed);
 
     let used = perms.iter().filter(|p| !p.uses.is_empty()).count();
-    let grace = perms.iter().filter(|p| in_grace(p)).count();
+    let grace = perms.iter().filter(|p| p.in_grace(observed)).count();
     let unused: Vec<usize> = (0..perms.len()).filter(|&i| removable(&perms[i])).collect();
     let sensitive = unused.iter().filter(|&&i| perms[i].risk == "high").count();
     let judged_count = perms.len() - grace;
@@ -289,7 +290,7 @@ pub(crate) fn grace_note(observed: &Observed<'_>, identity: &Identity<'_, '_>) -
     let young: Vec<&str> = identity
         .permissions
         .iter()
-        .filter(|p| p.uses.is_empty() && observed.in_grace(p.granted_at))
+        .filter(|p| p.in_grace(observed))
         .map(|p| p.label.as_str())
         .collect();
     if young.is_empty() {
