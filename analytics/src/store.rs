@@ -509,22 +509,24 @@ impl EventStore {
                     .map_err(register_err)?;
                 format!(
                     "SELECT subject, action, resource_pattern, resource, target, \
-                            COUNT(*) AS \"count\", {USAGE_COLUMNS} \
+                            COUNT(*) AS \"count\", {columns} \
                      FROM ({events}) AS ev \
                      GROUP BY subject, action, resource_pattern, resource, target \
                      ORDER BY subject, action, resource_pattern, resource, target",
                     events = deduped(&format!(
                         "{window} AND subject IN (SELECT subject FROM grant_subjects)"
                     )),
+                    columns = usage_columns(),
                 )
             }
             None => format!(
                 "SELECT subject, action, resource_pattern, COUNT(*) AS \"count\", \
-                        {USAGE_COLUMNS} \
+                        {columns} \
                  FROM ({events}) AS ev \
                  GROUP BY subject, action, resource_pattern \
                  ORDER BY subject, action, resource_pattern",
                 events = deduped(window),
+                columns = usage_columns(),
             ),
         };
         self.query("right-sizing usage", &sql, Some(windows)).await
@@ -576,9 +578,12 @@ impl EventStore {
 const DAY: &str = "CAST(time AS BIGINT) / 86400000000";
 
 /// What right-sizing keeps of each usage group besides its count.
-const USAGE_COLUMNS: &str = "MIN(time) AS first_seen, MAX(time) AS last_seen, \
-     COUNT(DISTINCT CAST(time AS BIGINT) / 86400000000) AS days, \
-     last_value(event_id ORDER BY time, event_id) AS sample_event_id";
+fn usage_columns() -> String {
+    format!(
+        "MIN(time) AS first_seen, MAX(time) AS last_seen, COUNT(DISTINCT {DAY}) AS days, \
+         last_value(event_id ORDER BY time, event_id) AS sample_event_id"
+    )
+}
 
 /// The evidence queries as a table, one row per query and key resource.
 fn evidence_batch(windows: &Windows, queries: &[EvidenceQuery]) -> Result<RecordBatch> {
