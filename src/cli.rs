@@ -742,10 +742,12 @@ async fn report(args: ReportArgs) -> Result<()> {
     }
     let mut settings = AnalyzeSettings::new(DataDir::new(&args.data.data));
     args.rightsize.apply(&mut settings)?;
-    let week = match &args.week {
-        Some(week) => IsoWeek::parse(week).context("--week")?,
-        None => IsoWeek::containing(overreach_analytics::latest_event(&settings.data).await?),
-    };
+    let week = args
+        .week
+        .as_deref()
+        .map(IsoWeek::parse)
+        .transpose()
+        .context("--week")?;
     let report = overreach_analytics::weekly_report(&settings, week).await?;
     let text = render(&report, format);
     // The output first: a report that could not be written is not stored.

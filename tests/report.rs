@@ -27,24 +27,28 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-fn report(data: &Path, sim: &Path, week: &str, format: &str, out: &Path) {
-    overreach(&[
+/// `overreach report` of `week`, or of the latest event's week.
+fn report(data: &Path, sim: &Path, week: Option<&str>, format: &str, out: &Path) {
+    let grants = sim.join("rbac.yaml");
+    let mut args = vec![
         "report",
         "--data",
         data.to_str().unwrap(),
         "--grants",
-        sim.join("rbac.yaml").to_str().unwrap(),
+        grants.to_str().unwrap(),
         "--trust-domain",
         TRUST_DOMAIN,
         "--observe",
         "28d",
-        "--week",
-        week,
         "--format",
         format,
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ];
+    if let Some(week) = week {
+        args.extend(["--week", week]);
+    }
+    overreach(&args);
 }
 
 /// `RoleBinding ns/name -> Role ns/role`, as suggestions name bindings.
@@ -153,9 +157,10 @@ async fn weekly_report_of_a_simulated_month() {
     );
     let before = week.previous();
     let json_before = dir.path().join("before.json");
-    report(&data, &sim, &before.to_string(), "json", &json_before);
+    report(&data, &sim, Some(&before.to_string()), "json", &json_before);
+    // Without --week: the week of the latest stored event.
     let json = dir.path().join("report.json");
-    report(&data, &sim, &week.to_string(), "json", &json);
+    report(&data, &sim, None, "json", &json);
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let b: Value = serde_json::from_str(&std::fs::read_to_string(&json_before).unwrap()).unwrap();
     assert_eq!(r["week"], week.to_string());
@@ -287,20 +292,20 @@ async fn weekly_report_of_a_simulated_month() {
 
     // Markdown and CSV carry the same figures.
     let md = dir.path().join("report.md");
-    report(&data, &sim, &week.to_string(), "md", &md);
+    report(&data, &sim, Some(&week.to_string()), "md", &md);
     let md = std::fs::read_to_string(&md).unwrap();
     assert!(
         md.starts_with(&format!("# Right-sizing report {week}")),
         "{md}"
     );
     let csv = dir.path().join("report.csv");
-    report(&data, &sim, &week.to_string(), "csv", &csv);
+    report(&data, &sim, Some(&week.to_string()), "csv", &csv);
     let csv = std::fs::read_to_string(&csv).unwrap();
     assert!(csv.lines().count() > suggestions.len(), "{csv}");
 
     // The HTML page in a real browser: charts and the top identity.
     let html = dir.path().join("report.html");
-    report(&data, &sim, &week.to_string(), "html", &html);
+    report(&data, &sim, Some(&week.to_string()), "html", &html);
     let shot = artifacts().join("weekly-report.png");
     let dom = chromium_dom(&format!("file://{}", html.display()), &shot);
     assert!(dom.contains("<svg"), "no chart in the page");

@@ -55,7 +55,7 @@ use tracing::{info, warn};
 pub use detect::DetectSettings;
 pub use error::{AnalyticsError, Result};
 pub use hash::stable_id;
-pub use weekly::{latest_event, store_weekly_report, weekly_report};
+pub use weekly::{store_weekly_report, weekly_report};
 pub use windows::Windows;
 
 use store::{EventStore, SubjectStats};

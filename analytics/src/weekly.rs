@@ -39,21 +39,12 @@ pub fn priority(s: &Suggestion) -> i64 {
     (risk_weight(&s.risk) * s.confidence * 100.0).round() as i64
 }
 
-/// The time of the latest stored event: the week a report is of when none
-/// is asked for.
-pub async fn latest_event(data: &overreach_model::DataDir) -> Result<chrono::DateTime<Utc>> {
-    let store = EventStore::open(data).await?;
-    store
-        .subjects()
-        .await?
-        .iter()
-        .map(|s| s.last_seen)
-        .max()
-        .ok_or_else(|| AnalyticsError::NoEvents { dir: data.events() })
-}
-
-/// The week's report. `settings.now` is ignored: the week says when.
-pub async fn weekly_report(settings: &AnalyzeSettings, week: IsoWeek) -> Result<WeeklyReport> {
+/// The report of `week`, or of the week of the latest stored event.
+/// `settings.now` is ignored: the week says when.
+pub async fn weekly_report(
+    settings: &AnalyzeSettings,
+    week: Option<IsoWeek>,
+) -> Result<WeeklyReport> {
     let inventory = Inventory::load_all(&settings.grants)?;
     Windows::check_lengths(settings.baseline, settings.detect, settings.observe)?;
     let store = EventStore::open(&settings.data).await?;
@@ -66,6 +57,7 @@ pub async fn weekly_report(settings: &AnalyzeSettings, week: IsoWeek) -> Result<
             dir: settings.data.events(),
         });
     };
+    let week = week.unwrap_or_else(|| IsoWeek::containing(latest));
     if week.end() <= first || week.start() > latest {
         return Err(AnalyticsError::WeekOutsideEvents {
             week: week.to_string(),
