@@ -893,25 +893,24 @@ fn legend(out: &mut String, mut x: f64, entries: &[(&str, &str)]) {
 }
 
 fn trend_html(trend: Option<Trend>, previous_week: &str) -> String {
-    let (class, text) = match trend {
-        None => return String::new(),
-        Some(Trend::Up(d)) => ("worse", format!("\u{25b2} {d}")),
-        Some(Trend::Down(d)) => ("better", format!("\u{25bc} {d}")),
-        Some(Trend::Same) => ("flat", "unchanged".to_owned()),
+    let Some(trend) = trend else {
+        return String::new();
+    };
+    let class = match trend {
+        Trend::Up(_) => "worse",
+        Trend::Down(_) => "better",
+        Trend::Same => "flat",
     };
     format!(
-        "<span class=\"delta {class}\" title=\"change since {}\">{text}</span>",
-        escape(previous_week)
+        "<span class=\"delta {class}\" title=\"change since {}\">{}</span>",
+        escape(previous_week),
+        trend.text()
     )
 }
 
 fn shown_note(out: &mut String, total: usize, shown: usize, what: &str) {
-    if total > shown {
-        let _ = write!(
-            out,
-            "<p class=\"note\">Showing {shown} of {total} {}; the JSON format has all of them.</p>",
-            escape(what)
-        );
+    if let Some(note) = shown_text(total, shown, what) {
+        let _ = write!(out, "<p class=\"note\">{}</p>", escape(&note));
     }
 }
 
@@ -1358,11 +1357,8 @@ fn md_creep(identity: &IdentityRightsizing) -> String {
 }
 
 fn md_shown_note(out: &mut String, total: usize, shown: usize, what: &str) {
-    if total > shown {
-        let _ = writeln!(
-            out,
-            "\nShowing {shown} of {total} {what}; the JSON format has all of them."
-        );
+    if let Some(note) = shown_text(total, shown, what) {
+        let _ = writeln!(out, "\n{note}");
     }
 }
 
@@ -1390,11 +1386,7 @@ fn longest_backtick_run(text: &str) -> usize {
 }
 
 fn trend_text(trend: Option<Trend>) -> Option<String> {
-    trend.map(|t| match t {
-        Trend::Up(d) => format!("▲ {d}"),
-        Trend::Down(d) => format!("▼ {d}"),
-        Trend::Same => "unchanged".to_owned(),
-    })
+    trend.map(Trend::text)
 }
 
 // ----------------------------------------------------------------- CSV
@@ -1499,6 +1491,23 @@ enum Trend {
     Up(i64),
     Down(i64),
     Same,
+}
+
+impl Trend {
+    /// `▲ 3`, `▼ 2` or `unchanged`.
+    fn text(self) -> String {
+        match self {
+            Trend::Up(d) => format!("\u{25b2} {d}"),
+            Trend::Down(d) => format!("\u{25bc} {d}"),
+            Trend::Same => "unchanged".to_owned(),
+        }
+    }
+}
+
+/// What a table left out, when it did.
+fn shown_text(total: usize, shown: usize, what: &str) -> Option<String> {
+    (total > shown)
+        .then(|| format!("Showing {shown} of {total} {what}; the JSON format has all of them."))
 }
 
 /// `None` unless both weeks have a score.
