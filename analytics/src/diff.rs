@@ -19,8 +19,30 @@ enum Op {
 }
 
 /// The edit script turning `old` into `new`: one op per line, with the
-/// index of that line in `old` (keep, delete) or `new` (insert).
+/// index of that line in `old` (keep, delete) or `new` (insert). Lines the
+/// two share at the start and at the end are kept without entering the
+/// table, so removing one rule from a long policy costs a small table.
 fn script(old: &[&str], new: &[&str]) -> Vec<(Op, usize)> {
+    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let suffix = old[prefix..]
+        .iter()
+        .rev()
+        .zip(new[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (old_end, new_end) = (old.len() - suffix, new.len() - suffix);
+    let mut ops: Vec<(Op, usize)> = (0..prefix).map(|i| (Op::Keep, i)).collect();
+    ops.extend(
+        middle(&old[prefix..old_end], &new[prefix..new_end])
+            .into_iter()
+            .map(|(op, k)| (op, k + prefix)),
+    );
+    ops.extend((old_end..old.len()).map(|i| (Op::Keep, i)));
+    ops
+}
+
+/// [`script`] of what lies between the shared start and end.
+fn middle(old: &[&str], new: &[&str]) -> Vec<(Op, usize)> {
     let (n, m) = (old.len(), new.len());
     if n.saturating_mul(m) > MAX_CELLS {
         let mut ops: Vec<(Op, usize)> = (0..n).map(|i| (Op::Delete, i)).collect();
@@ -197,6 +219,20 @@ mod tests {
             unified("", "x\n", "a", "b"),
             "--- a\n+++ b\n@@ -0,0 +1 @@\n+x\n"
         );
+    }
+
+    #[test]
+    fn one_rule_out_of_a_policy_too_long_for_the_table_is_still_one_hunk() {
+        let lines: Vec<String> = (0..5_000).map(|i| format!("- rule {i}")).collect();
+        assert!(lines.len() * lines.len() > MAX_CELLS);
+        let old = lines.join("\n");
+        let mut kept = lines.clone();
+        kept.remove(2_500);
+        let diff = unified(&old, &kept.join("\n"), "a", "b");
+        assert_eq!(diff.matches("@@ -").count(), 1, "{diff}");
+        assert_eq!(diff.lines().filter(|l| l.starts_with('-')).count(), 2);
+        assert!(diff.contains("\n-- rule 2500\n"), "{diff}");
+        assert_eq!(apply(&old, &diff), kept.join("\n"));
     }
 
     #[test]

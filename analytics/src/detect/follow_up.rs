@@ -8,7 +8,7 @@ use overreach_model::event::{is_sensitive_resource, is_write_action};
 use overreach_model::results::{Finding, Suggestion};
 use serde_json::json;
 
-use super::{build, finding_id, score, Common, FindingKind, ScoreInputs};
+use super::{build, score, Common, FindingKind, ScoreInputs};
 use crate::explain;
 use crate::rightsizing::{self, UsedGrant};
 
@@ -70,10 +70,6 @@ fn finding(s: &Suggestion, u: &UsedGrant) -> Finding {
         explanation,
         evidence,
         Default::default(),
-    );
-    debug_assert_eq!(
-        draft.finding.id,
-        finding_id(kind, &s.subject, &[Some(&s.id)])
     );
     draft.finding.sample_event_ids = u.sample_event_ids.clone();
     draft.finding
