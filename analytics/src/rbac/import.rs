@@ -562,9 +562,7 @@ impl Context<'_> {
             subjects,
         })
     }
-}
 
-impl Context<'_> {
     /// `metadata.creationTimestamp` (RFC 3339), if present.
     fn created(
         &self,
