@@ -434,15 +434,43 @@ pub struct Imported {
     pub aside_counts: BTreeMap<Action, usize>,
     /// Skipped objects per `apiVersion kind`.
     pub skipped: BTreeMap<String, usize>,
+    /// `namespace/name` of each policy a later one of the same name
+    /// replaced (as `kubectl apply` would), once per replacement.
+    pub replaced: Vec<String>,
 }
 
 impl Imported {
-    pub fn merge(&mut self, other: Imported) {
-        self.allow.extend(other.allow);
-        self.aside.extend(other.aside);
-        for (a, n) in other.aside_counts {
-            *self.aside_counts.entry(a).or_insert(0) += n;
+    /// Adds a policy; one with the same namespace and name, from this file
+    /// or an earlier one, is replaced.
+    pub fn add(&mut self, policy: Policy) {
+        let same = |p: &Policy| p.namespace == policy.namespace && p.name == policy.name;
+        if let Some(i) = self.allow.iter().position(same) {
+            self.allow.remove(i);
+            self.replaced
+                .push(format!("{}/{}", policy.namespace, policy.name));
+        } else if let Some(i) = self.aside.iter().position(same) {
+            let old = self.aside.remove(i);
+            if let Some(n) = self.aside_counts.get_mut(&old.action) {
+                *n -= 1;
+            }
+            self.aside_counts.retain(|_, n| *n > 0);
+            self.replaced
+                .push(format!("{}/{}", policy.namespace, policy.name));
         }
+        if policy.action == Action::Allow {
+            self.allow.push(policy);
+        } else {
+            *self.aside_counts.entry(policy.action).or_insert(0) += 1;
+            self.aside.push(policy);
+        }
+    }
+
+    /// Adds another file's policies after these (see [`Imported::add`]).
+    pub fn merge(&mut self, other: Imported) {
+        for policy in other.allow.into_iter().chain(other.aside) {
+            self.add(policy);
+        }
+        self.replaced.extend(other.replaced);
         for (k, n) in other.skipped {
             *self.skipped.entry(k).or_insert(0) += n;
         }
@@ -759,12 +787,7 @@ impl Context<'_> {
         }
         let mut policy = self.policy(wire.spec, name, namespace, &at)?;
         policy.created = created;
-        if policy.action == Action::Allow {
-            self.imported.allow.push(policy);
-        } else {
-            *self.imported.aside_counts.entry(policy.action).or_insert(0) += 1;
-            self.imported.aside.push(policy);
-        }
+        self.imported.add(policy);
         Ok(())
     }
 

@@ -645,6 +645,12 @@ impl Inventory {
                 }
             }
         }
+        for policy in inventory.istio.iter().flat_map(|i| &i.replaced) {
+            warn!(
+                %policy,
+                "AuthorizationPolicy given twice: the later definition replaces the earlier"
+            );
+        }
         if let Some(imported) = rbac_all {
             let resolved = rbac::resolve(&imported.rbac);
             for warning in &resolved.warnings {

@@ -118,9 +118,9 @@ pub struct OpaData {
 }
 
 impl OpaData {
-    /// Adds another document's assignments and roles (a role's grants in
-    /// both are concatenated); a role one file uses and another defines is
-    /// defined.
+    /// Adds another document's assignments and roles (a role defined in
+    /// both grants what either grants, each grant once); a role one file
+    /// uses and another defines is defined.
     pub fn merge(&mut self, other: OpaData) {
         for (id, roles) in other.user_roles {
             let held = self.user_roles.entry(id).or_default();
@@ -131,7 +131,12 @@ impl OpaData {
             }
         }
         for (role, grants) in other.role_grants {
-            self.role_grants.entry(role).or_default().extend(grants);
+            let held = self.role_grants.entry(role).or_default();
+            for grant in grants {
+                if !held.contains(&grant) {
+                    held.push(grant);
+                }
+            }
         }
         self.ignored_keys.extend(other.ignored_keys);
         self.undefined_roles = self

@@ -154,6 +154,41 @@ fn when_conditions_make_a_rule_conditional() {
 }
 
 #[test]
+fn a_policy_given_twice_is_replaced_by_the_later_one() {
+    let policy = |action: &str, method: &str| {
+        format!(
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+             metadata: {{name: orders, namespace: shop}}\n\
+             spec:\n  action: {action}\n  rules:\n  - from:\n    - source:\n        \
+             principals: [cluster.local/ns/web/sa/frontend]\n    to:\n    - operation:\n        \
+             methods: [{method}]\n"
+        )
+    };
+    // In one file.
+    let twice = format!("{}---\n{}", policy("ALLOW", "GET"), policy("ALLOW", "POST"));
+    let im = parse(&twice, Path::new("twice.yaml")).unwrap();
+    assert_eq!(im.replaced, ["shop/orders"]);
+    let grants = grants_for(&im, &id(FRONTEND));
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        allows(&grants, &req(FRONTEND, "POST", "/x", "shop")),
+        Decision::Allow
+    );
+    assert_eq!(
+        allows(&grants, &req(FRONTEND, "GET", "/x", "shop")),
+        Decision::Deny
+    );
+    // Across files, and across actions: a DENY replacing an ALLOW.
+    let mut all = parse(&policy("ALLOW", "GET"), Path::new("a.yaml")).unwrap();
+    all.merge(parse(&policy("ALLOW", "GET"), Path::new("b.yaml")).unwrap());
+    assert_eq!((all.allow.len(), all.replaced.len()), (1, 1));
+    all.merge(parse(&policy("DENY", "GET"), Path::new("c.yaml")).unwrap());
+    assert!(all.allow.is_empty());
+    assert_eq!(all.aside_counts.get(&Action::Deny), Some(&1));
+    assert_eq!(all.replaced, ["shop/orders", "shop/orders"]);
+}
+
+#[test]
 fn reads_a_kubectl_list() {
     let im = parse(KUBECTL_LIST, Path::new("list.json")).unwrap();
     assert_eq!(im.allow.len(), 1);

@@ -331,7 +331,10 @@ fn merged_documents_define_each_others_roles() {
     )
     .unwrap();
     let mut all = users;
-    all.merge(roles);
+    all.merge(roles.clone());
     assert!(all.undefined_roles.is_empty(), "{:?}", all.undefined_roles);
+    assert_eq!(grants_for(&all, &id(FRONTEND)).len(), 1);
+    // The same role in a third file grants nothing twice.
+    all.merge(roles);
     assert_eq!(grants_for(&all, &id(FRONTEND)).len(), 1);
 }
