@@ -172,6 +172,14 @@ impl Binding {
             .as_deref()
             .is_none_or(|ns| namespace == Some(ns))
     }
+
+    /// The namespace of the role it refers to: its own, for a Role.
+    fn role_namespace(&self) -> Option<&str> {
+        match self.role_kind {
+            RoleKind::Role => self.namespace.as_deref(),
+            RoleKind::ClusterRole => None,
+        }
+    }
 }
 
 /// How much of an over-granted rule is unused.
@@ -522,14 +530,7 @@ impl Builder<'_> {
             return;
         };
         let role_us = self
-            .role(
-                binding.role_kind,
-                match binding.role_kind {
-                    RoleKind::Role => binding.namespace.as_deref(),
-                    RoleKind::ClusterRole => None,
-                },
-                &binding.role,
-            )
+            .role(binding.role_kind, binding.role_namespace(), &binding.role)
             .map_or(binding.created_us, |r| r.created_us);
         let created = role_us.max(binding.created_us);
         let mut used_verbs: Vec<String> = fit.used_verbs.into_iter().collect();
@@ -544,10 +545,7 @@ impl Builder<'_> {
             role: ObjectRef {
                 kind: binding.role_kind,
                 name: binding.role.clone(),
-                namespace: match binding.role_kind {
-                    RoleKind::Role => binding.namespace.clone(),
-                    RoleKind::ClusterRole => None,
-                },
+                namespace: binding.role_namespace().map(str::to_owned),
             },
             binding: ObjectRef {
                 kind: binding.kind,
@@ -1132,12 +1130,10 @@ impl Inventory {
     pub fn grants(&self) -> Vec<(&ServiceAccount, &Rule, &Binding)> {
         let mut out = Vec::new();
         for b in &self.bindings {
-            let role_ns = match b.role_kind {
-                RoleKind::Role => b.namespace.as_ref(),
-                RoleKind::ClusterRole => None,
-            };
             let Some(role) = self.roles.iter().find(|r| {
-                r.kind == b.role_kind && r.name == b.role && r.namespace.as_ref() == role_ns
+                r.kind == b.role_kind
+                    && r.name == b.role
+                    && r.namespace.as_deref() == b.role_namespace()
             }) else {
                 continue;
             };
