@@ -210,7 +210,7 @@ fn html_header(out: &mut String, report: &WeeklyReport) {
         let files: Vec<String> = report
             .inventory
             .iter()
-            .map(|file| format!("<code>{}</code>", escape(file)))
+            .map(|file| html_code(file))
             .collect();
         let _ = write!(out, "<p class=\"meta\">Inventory: {}</p>", files.join(", "));
     }
@@ -733,7 +733,7 @@ fn html_suggestions(out: &mut String, report: &WeeklyReport) {
 fn suggestion_row(out: &mut String, ranked: &RankedSuggestion) {
     let s = &ranked.suggestion;
     let grant = match &s.grant {
-        Some(grant) => format!("<code>{}</code>", escape(grant)),
+        Some(grant) => html_code(grant),
         None => "<span class=\"note\">(whole policy)</span>".to_owned(),
     };
     let replacement = if s.replacement.is_empty() {
@@ -743,11 +743,7 @@ fn suggestion_row(out: &mut String, ranked: &RankedSuggestion) {
             String::new()
         }
     } else {
-        let items: Vec<String> = s
-            .replacement
-            .iter()
-            .map(|r| format!("<code>{}</code>", escape(r)))
-            .collect();
+        let items: Vec<String> = s.replacement.iter().map(|r| html_code(r)).collect();
         format!(
             "<br><span class=\"note\">replace with</span> {}",
             items.join(", ")
@@ -780,11 +776,7 @@ fn suggestion_row(out: &mut String, ranked: &RankedSuggestion) {
         priority = ranked.priority,
     );
     if !s.sample_event_ids.is_empty() {
-        let ids: Vec<String> = s
-            .sample_event_ids
-            .iter()
-            .map(|id| format!("<code>{}</code>", escape(id)))
-            .collect();
+        let ids: Vec<String> = s.sample_event_ids.iter().map(|id| html_code(id)).collect();
         let _ = write!(
             out,
             "<br><span class=\"note\">sample events</span> {}",
@@ -804,6 +796,11 @@ fn suggestion_row(out: &mut String, ranked: &RankedSuggestion) {
         out.push_str("</details>");
     }
     out.push_str("</td></tr>");
+}
+
+/// `text`, escaped, as inline code.
+fn html_code(text: &str) -> String {
+    format!("<code>{}</code>", escape(text))
 }
 
 /// A unified diff with each line in a span classed by what it is: file
