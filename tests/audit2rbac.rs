@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use overreach_analytics::rbac;
@@ -16,20 +16,27 @@ use overreach_model::DataDir;
 
 const SA1: &str = "spiffe://cluster.local/ns/ns1/sa/sa1";
 
-#[test]
-fn a_broad_inventory_for_audit2rbacs_demo_shrinks_to_what_the_log_needs() {
+/// The demo log ingested into a fresh data directory (inside the returned
+/// temporary one), and the broad inventory.
+fn ingested() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let log = repo().join("../shared/data/k8s-audit-audit2rbac/demo-full-v1beta1.log");
     let inventory = repo().join("tests/data/rbac/audit2rbac-sa1-broad.yaml");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let data_arg = data.to_str().unwrap();
     overreach(&[
         "ingest",
         "--data",
-        data_arg,
+        data.to_str().unwrap(),
         "--file",
         log.to_str().unwrap(),
     ]);
+    (dir, data, inventory)
+}
+
+#[test]
+fn a_broad_inventory_for_audit2rbacs_demo_shrinks_to_what_the_log_needs() {
+    let (_dir, data, inventory) = ingested();
+    let data_arg = data.to_str().unwrap();
     // The log covers 34 minutes; sa1 is first seen 2 minutes into a
     // 30-minute window, inside the tenth of slack.
     overreach(&[
@@ -94,18 +101,8 @@ fn a_broad_inventory_for_audit2rbacs_demo_shrinks_to_what_the_log_needs() {
 /// seen under.
 #[test]
 fn a_trust_domain_no_account_was_seen_under_is_named_with_the_right_one() {
-    let log = repo().join("../shared/data/k8s-audit-audit2rbac/demo-full-v1beta1.log");
-    let inventory = repo().join("tests/data/rbac/audit2rbac-sa1-broad.yaml");
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let (_dir, data, inventory) = ingested();
     let data_arg = data.to_str().unwrap();
-    overreach(&[
-        "ingest",
-        "--data",
-        data_arg,
-        "--file",
-        log.to_str().unwrap(),
-    ]);
     let analyze = |trust_domain: &str| {
         let out = std::process::Command::new(bin())
             .args(["analyze", "--data", data_arg, "--observe", "30m"])
